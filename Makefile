@@ -1,0 +1,43 @@
+# mailward: the two commands are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+VENV := $(CURDIR)/.venv/bin
+export PATH := $(VENV):$(PATH)
+export CONTAINERS_CONF := $(CURDIR)/containers/containers.conf
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_FORCE_COLOR := 0
+export PY_COLORS := 0
+
+.PHONY: setup image demo demo-down test lint unit redhat-check molecule molecule-dns molecule-e2e bench
+
+setup:            ## Debian packages + pinned Python tools in .venv
+	scripts/setup.sh
+
+image: setup      ## The Debian 12 systemd base image (built locally, once)
+	scripts/build-image.sh
+
+demo: image       ## Start the demo MX container and converge it with site.yml
+	scripts/demo-up.sh
+	ansible-playbook -i inventory/demo site.yml
+
+demo-down:        ## Remove the demo container and network
+	scripts/demo-down.sh
+
+test: image lint unit redhat-check molecule molecule-dns  ## Every test
+	@echo "make test: all stages passed"
+
+lint: setup
+	yamllint --strict .
+	ansible-lint --profile production
+
+unit: setup
+	pytest -q tests/unit
+
+redhat-check: setup  ## RedHat-family configs rendered and fed to the real checkers
+	pytest -q tests/redhat
+
+molecule: image
+	molecule test -s default
+
+molecule-dns: image
+	molecule test -s dns

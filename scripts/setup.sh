@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Everything mailward needs on a fresh Debian 12 machine (run as root). Idempotent and quick
+# when nothing is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Containers (podman with runc), the image builder, Python's venv, and the real Postfix/OpenDKIM/
+# OpenDMARC checkers that the RedHat-family render test feeds its configs to.
+packages=(podman runc conmon netavark aardvark-dns slirp4netns uidmap fuse-overlayfs debootstrap
+          python3 python3-venv make git dnsutils openssl
+          postfix opendkim opendkim-tools opendmarc)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  # Postfix on this machine is only a checker: no mail system configuration.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Pinned Python tools (ansible with its bundled collections, molecule, linters, pytest).
+if [[ ! -x .venv/bin/ansible-playbook ]] || ! cmp -s requirements.lock .venv/.requirements.lock; then
+  echo "setup: creating .venv from requirements.lock"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r requirements.lock
+  cp requirements.lock .venv/.requirements.lock
+fi
+echo "setup: ok"
