@@ -37,6 +37,8 @@ for unit in systemd-logind.service getty.target console-getty.service systemd-ti
 done
 echo "mailward-base" >"$rootfs/etc/hostname"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+# An empty list directory with a fresh mtime would look like a valid cache to apt-based tools.
+touch -d @0 "$rootfs/var/lib/apt/lists"
 
 tar -C "$rootfs" --numeric-owner -c . | podman import \
   --change 'CMD ["/sbin/init"]' \
