@@ -1,0 +1,176 @@
+"""State checks of one converged MX (molecule default scenario).
+
+Runs through testinfra's podman backend (much faster than its ansible backend).
+Every assertion message shows what was seen, so a red run explains itself.
+"""
+
+import re
+import textwrap
+
+import pytest
+
+testinfra_hosts = ["podman://mailward-molecule-mx"]
+
+HOSTNAME = "mx.example.test"
+
+
+def postconf(host, name):
+    """The effective value of one main.cf parameter, as Postfix reads it."""
+    out = host.check_output("postconf -h %s", name)
+    return [item.strip() for item in out.replace("\n", " ").split(",") if item.strip()]
+
+
+def smtp_dialogue(host, script):
+    """Run a Python SMTP client inside the container; return its printed transcript."""
+    code = textwrap.dedent(script)
+    cmd = host.run("python3 -c %s", code)
+    assert cmd.rc == 0, "SMTP client failed:\nstdout:\n%s\nstderr:\n%s" % (cmd.stdout, cmd.stderr)
+    return cmd.stdout
+
+
+@pytest.mark.parametrize("service", ["postfix", "opendkim", "opendmarc"])
+def test_service_enabled_and_running(host, service):
+    svc = host.service(service)
+    assert svc.is_running, host.run("systemctl status %s --no-pager", service).stdout
+    assert svc.is_enabled
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["tcp://0.0.0.0:25", "tcp://127.0.0.1:8891", "tcp://127.0.0.1:8893"],
+)
+def test_listening(host, address):
+    assert host.socket(address).is_listening, host.run("ss -ltnp").stdout
+
+
+def test_milter_ports_are_loopback_only(host):
+    listening = host.run("ss -ltnH").stdout
+    for port in (8891, 8893):
+        lines = [line for line in listening.splitlines() if re.search(r":%d\s" % port, line)]
+        assert lines, "nothing listens on %d:\n%s" % (port, listening)
+        for line in lines:
+            assert "127.0.0.1:%d" % port in line or "[::1]:%d" % port in line, line
+
+
+def test_policyd_spf_user(host):
+    user = host.user("policyd-spf")
+    assert user.exists
+    assert user.shell == "/bin/false", user.shell
+    assert user.group == "policyd-spf", user.group
+    assert not host.file(user.home).exists, "home %s exists" % user.home
+
+
+def test_relay_control_before_policy_check(host):
+    relay = postconf(host, "smtpd_relay_restrictions")
+    assert relay == ["permit_mynetworks", "permit_sasl_authenticated", "reject_unauth_destination"], relay
+    recipient = postconf(host, "smtpd_recipient_restrictions")
+    policy = "check_policy_service unix:private/policyd-spf"
+    assert policy in recipient, recipient
+    assert recipient.index("reject_unauth_destination") < recipient.index(policy), recipient
+    # The default: mynetworks clients are permitted before the check (documented choice).
+    assert recipient.index("permit_mynetworks") < recipient.index(policy), recipient
+
+
+def test_policy_service_in_master_cf(host):
+    master = host.check_output("postconf -M policyd-spf/unix")
+    fields = master.split()
+    assert fields[:7] == ["policyd-spf", "unix", "-", "n", "n", "-", "0"], master
+    assert "spawn user=policyd-spf argv=/usr/bin/policyd-spf" in master, master
+    assert postconf(host, "policyd-spf_time_limit") == ["3600"]
+
+
+def test_milters_in_order(host):
+    assert postconf(host, "smtpd_milters") == ["inet:localhost:8891", "inet:localhost:8893"]
+    assert postconf(host, "non_smtpd_milters") == ["inet:localhost:8891"]
+    assert postconf(host, "milter_default_action") == ["tempfail"]
+    assert postconf(host, "milter_protocol") == ["6"]
+
+
+def test_spf_policy_enforces(host):
+    conf = host.file("/etc/postfix-policyd-spf-python/policyd-spf.conf").content_string
+    assert re.search(r"^TestOnly = 1$", conf, re.M), conf
+    assert re.search(r"^Mail_From_reject = Fail$", conf, re.M), conf
+    assert re.search(r"^TempError_Defer = True$", conf, re.M), conf
+
+
+def test_opendmarc_settings(host):
+    conf = host.file("/etc/opendmarc.conf").content_string
+    for line in (
+        r"AuthservID\s+%s" % HOSTNAME,
+        r"TrustedAuthservIDs\s+%s" % HOSTNAME,
+        r"RejectFailures\s+true",
+        r"RequiredHeaders\s+true",
+        r"IgnoreAuthenticatedClients\s+true",
+        r"SPFIgnoreResults\s+false",
+        r"SPFSelfValidate\s+true",
+        r"Socket\s+inet:8893@localhost",
+    ):
+        assert re.search(r"^" + line + r"$", conf, re.M), "%s missing in:\n%s" % (line, conf)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/etc/dkimkeys/example.test/mw2026r.private",
+        "/etc/dkimkeys/example.test/mw2026e.private",
+        "/etc/dkimkeys/example.org/mailward.private",
+    ],
+)
+def test_dkim_key_private(host, path):
+    key = host.file(path)
+    assert key.exists, path
+    assert key.user == "opendkim" and key.group == "opendkim", (key.user, key.group)
+    assert key.mode & 0o077 == 0, oct(key.mode)
+    assert host.file("/etc/dkimkeys").mode & 0o077 == 0
+
+
+def test_dkim_rsa_keys_are_2048_bits(host):
+    out = host.check_output("openssl pkey -in /etc/dkimkeys/example.test/mw2026r.private -noout -text")
+    assert "2048 bit" in out.splitlines()[0], out.splitlines()[0]
+
+
+def test_signing_table_has_one_line_per_domain(host):
+    table = host.file("/etc/opendkim/SigningTable").content_string
+    lines = sorted(line for line in table.splitlines() if line and not line.startswith("#"))
+    assert lines == [
+        "*@example.org mailward._domainkey.example.org",
+        "*@example.test mw2026r._domainkey.example.test",
+    ], lines
+    assert "*@* " not in table and "\n* " not in table
+
+
+def test_banner_has_no_version(host):
+    out = smtp_dialogue(host, """
+        import socket
+        s = socket.create_connection(("127.0.0.1", 25), 10)
+        print(s.recv(512).decode().strip())
+        s.sendall(b"QUIT\\r\\n")
+    """)
+    assert out.strip() == "220 %s ESMTP" % HOSTNAME, out
+    assert not re.search(r"\d+\.\d+", out), out
+    assert "Postfix" not in out and "Debian" not in out, out
+
+
+def test_smtp_session_signs_and_delivers(host):
+    host.run("rm -f /var/mail/root")
+    out = smtp_dialogue(host, """
+        import smtplib
+        s = smtplib.SMTP("127.0.0.1", 25, local_hostname="client.example.test")
+        print("EHLO", s.ehlo()[0])
+        print("STARTTLS offered", s.has_extn("starttls"))
+        print("VRFY", s.verify("root")[0])
+        msg = ("From: alice@example.test\\r\\nTo: root@example.test\\r\\nSubject: molecule\\r\\n"
+               "Message-ID: <molecule-1@example.test>\\r\\nDate: Mon, 23 Nov 2026 09:00:00 +0000\\r\\n\\r\\nhello\\r\\n")
+        print("REFUSED", s.sendmail("alice@example.test", ["root@example.test"], msg))
+        s.quit()
+    """)
+    assert "EHLO 250" in out, out
+    assert "STARTTLS offered True" in out, out
+    assert "VRFY 502" in out, out
+    assert "REFUSED {}" in out, out
+    mailbox = host.run(
+        "for i in $(seq 1 20); do grep -q molecule-1 /var/mail/root 2>/dev/null && break; sleep 0.5; done;"
+        " cat /var/mail/root"
+    ).stdout
+    assert "Message-ID: <molecule-1@example.test>" in mailbox, mailbox or host.run("journalctl -n 40 --no-pager").stdout
+    assert re.search(r"DKIM-Signature: v=1; a=rsa-sha256;.*d=example\.test;\s+s=mw2026r;", mailbox, re.S), mailbox
