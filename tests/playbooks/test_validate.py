@@ -1,0 +1,83 @@
+"""The inventory check refuses bad input before any host is touched.
+
+playbooks/validate.yml runs on the controller only. These tests run it against an inventory
+whose host does not exist (an unreachable SSH address): a pass proves no connection was made,
+and every refusal must name the host, the domain and the variable.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+GOOD_DOMAIN = {
+    "name": "example.test",
+    "spf": {"mx": True, "ip4": ["192.0.2.10"], "all": "fail"},
+    "dkim": [{"selector": "s1", "type": "rsa", "bits": 2048}],
+    "dmarc": {"p": "reject", "rua": ["mailto:dmarc@example.test"]},
+}
+
+
+def run_validate(tmp_path, host_vars):
+    inventory = {
+        "all": {"children": {"mail": {"hosts": {"mx-under-test": dict(
+            {"ansible_host": "198.51.100.254", "ansible_connection": "ssh",
+             "mail_hostname": "mx.example.test"}, **host_vars)}}}}
+    }
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
+               ANSIBLE_STDOUT_CALLBACK="default")
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(path), str(ROOT / "playbooks/validate.yml")],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+                          timeout=300)
+    return proc.returncode, proc.stdout
+
+
+def test_good_inventory_passes_without_touching_the_host(tmp_path):
+    rc, out = run_validate(tmp_path, {"mail_domains": [GOOD_DOMAIN]})
+    assert rc == 0, out
+    assert "unreachable=0" in out and "failed=0" in out, out
+
+
+@pytest.mark.parametrize("domain_patch, expected", [
+    ({"spf": {"ip4": ["192.0.2.300"], "all": "fail"}}, ["spf.ip4", "192.0.2.300"]),
+    ({"dmarc": {"p": "rejetc"}}, ["dmarc.p", "rejetc"]),
+    ({"spf": {"include": ["i%d.example.net" % n for n in range(11)], "all": "fail"}}, ["spf", "11"]),
+    ({"dmarc": {"p": "reject", "rua": ["dmarc@example.test"]}}, ["dmarc.rua", "mailto:"]),
+    ({"dkim": [{"selector": "s1", "type": "rsa", "bits": 1024}]}, ["dkim", "1024"]),
+])
+def test_bad_domain_fails_naming_host_domain_and_variable(tmp_path, domain_patch, expected):
+    rc, out = run_validate(tmp_path, {"mail_domains": [dict(GOOD_DOMAIN, **domain_patch)]})
+    assert rc != 0, out
+    assert "mx-under-test" in out and "example.test" in out, out
+    for fragment in expected:
+        assert fragment in out, "%r not in:\n%s" % (fragment, out)
+    assert "unreachable=0" in out, out
+
+
+def test_every_mistake_is_reported_at_once(tmp_path):
+    rc, out = run_validate(tmp_path, {"mail_domains": [
+        dict(GOOD_DOMAIN, spf={"ip4": ["300.1.1.1"], "all": "fail"}),
+        dict(GOOD_DOMAIN, name="example.org", dmarc={"p": "reject", "rua": ["nobody@example.org"]}),
+    ]})
+    assert rc != 0, out
+    assert "300.1.1.1" in out and "example.org" in out and "mailto:" in out, out
+
+
+def test_bad_role_variable_fails_before_any_change(tmp_path):
+    rc, out = run_validate(tmp_path, {"mail_domains": [GOOD_DOMAIN], "postfix_milter_default_action": "ignore"})
+    assert rc != 0, out
+    assert "postfix_milter_default_action" in out and "ignore" in out, out
+
+
+def test_domain_without_a_signing_selector_is_refused(tmp_path):
+    rc, out = run_validate(tmp_path, {"mail_domains": [dict(GOOD_DOMAIN, dkim=[{"selector": "e1", "type": "ed25519"}])]})
+    assert rc != 0, out
+    assert "mx-under-test" in out and "example.test" in out and "opendkim_signature_algorithm" in out, out
