@@ -1,0 +1,550 @@
+# -*- coding: utf-8 -*-
+"""mailward inventory filters: validate/normalize ``mail_domains`` and derive its DNS records.
+
+``mail_domains_normalize`` is the single validator of the ``mail_domains`` schema
+(docs/schema.md); ``mail_domains_records`` is the single source of the records the dns role
+publishes and the audit checks, so the two cannot drift. Both reuse the record generators of
+``mailward_records.py`` (loaded from this directory: Ansible does not put filter_plugins on
+sys.path).
+"""
+
+import difflib
+import importlib.util
+import ipaddress
+import os
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+
+
+def _load_records_module():
+    """Import the sibling mailward_records.py, from sys.path (tests) or by file path (Ansible)."""
+    try:
+        import mailward_records as module  # pylint: disable=import-outside-toplevel
+        return module
+    except ImportError:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mailward_records.py")
+        spec = importlib.util.spec_from_file_location("_mailward_records_sibling", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+_records = _load_records_module()
+
+_DOMAIN_KEYS = ("name", "mx", "spf", "dkim", "dmarc", "mta_sts", "tlsrpt", "tlsa")
+_MX_KEYS = ("host", "priority")
+_DKIM_KEYS = ("selector", "type", "bits")
+_STS_KEYS = ("mode", "max_age", "id")
+_TLSRPT_KEYS = ("rua",)
+_MX_HOST_KEYS = ("name", "ipv4", "ipv6", "cert_pem")
+_PUBLIC_KEY_KEYS = ("domain", "selector", "type", "public_key")
+
+DEFAULT_MX_PRIORITY = 10
+DEFAULT_SPF = {"mx": True, "all": "fail"}
+DEFAULT_DKIM = ({"selector": "mailward", "type": "rsa", "bits": 2048},)
+DEFAULT_RSA_BITS = 2048
+DEFAULT_DMARC = {"p": "none"}
+DEFAULT_MTA_STS_MAX_AGE = 604800
+_SCHEMA = "docs/schema.md"
+
+
+class _Problems:
+    """Collects problem lines ``<prefix>: <path>: <what is wrong>`` for one raise at the end."""
+
+    def __init__(self):
+        self.lines = []
+
+    def add(self, prefix, path, detail):
+        """Record one problem."""
+        self.lines.append("%s: %s: %s" % (prefix, path, detail) if path else
+                          "%s: %s" % (prefix, detail))
+
+    def add_refusal(self, prefix, base, error):
+        """Record every problem of a record filter's refusal under variable path ``base``."""
+        for sub, detail in getattr(error, "problems", None) or [(None, str(error))]:
+            self.add(prefix, "%s.%s" % (base, sub) if sub else base, detail)
+
+    def raise_if_any(self):
+        """Raise one AnsibleFilterError listing every problem, one per line."""
+        if self.lines:
+            raise AnsibleFilterError("\n".join(self.lines))
+
+
+def _show(value):
+    """Quote a value for a problem line (shortened)."""
+    return _records._show(value)  # pylint: disable=protected-access
+
+
+def _unknown_keys(problems, prefix, base, item, allowed):
+    """Report every key of ``item`` not in ``allowed``; True when there was none."""
+    clean = True
+    for key in item:
+        if key in allowed:
+            continue
+        close = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
+        hint = "; did you mean '%s'?" % close[0] if close else ""
+        path = "%s.%s" % (base, key) if base else str(key)
+        problems.add(prefix, path, "unknown key (allowed: %s)%s" % (", ".join(allowed), hint))
+        clean = False
+    return clean
+
+
+def _int_in(value, low, high):
+    """An int in [low, high] from an int or a digit string, else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    else:
+        return None
+    return number if low <= number <= high else None
+
+
+def _plain(value):
+    """Deep copy of mappings/lists into dict/list; strings kept as they are (unsafe stays unsafe)."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# mail_domains_normalize
+# --------------------------------------------------------------------------------------------
+
+
+def _check_domain_name(problems, prefix, name, index, seen):
+    """``name``: required, a lower-case FQDN without trailing dot, unique case-insensitively."""
+    if name is None:
+        problems.add(prefix, "name", "is required")
+        return False
+    problem = _records.name_problem(name)
+    if problem:
+        problems.add(prefix, "name", "%s: %s" % (_show(name), problem))
+        return False
+    ok = True
+    if name != name.lower():
+        problems.add(prefix, "name", "%s: must be lower case (schema, %s)" % (_show(name), _SCHEMA))
+        ok = False
+    folded = name.lower()
+    if folded in seen:
+        problems.add(prefix, "name", "%s: duplicate of mail_domains[%d] (names are compared "
+                     "case-insensitively)" % (_show(name), seen[folded]))
+        ok = False
+    else:
+        seen[folded] = index
+    return ok
+
+
+def _normalize_mx(problems, prefix, value, mail_hostname):
+    """mx: list of {host, priority}; default [{host: mail_hostname, priority: 10}]."""
+    if value is None:  # an invalid mail_hostname is reported once, at host level
+        return ([{"host": mail_hostname, "priority": DEFAULT_MX_PRIORITY}],
+                mail_hostname is not None)
+    if not isinstance(value, (list, tuple)) or not value:
+        problems.add(prefix, "mx", "must be a non-empty list of {host, priority} (omit it for "
+                     "the default %s)" % mail_hostname)
+        return [], False
+    out, seen, ok = [], set(), True
+    for position, item in enumerate(value):
+        base = "mx[%d]" % position
+        if not isinstance(item, Mapping):
+            problems.add(prefix, base, "must be a mapping {host, priority}, not %s"
+                         % type(item).__name__)
+            ok = False
+            continue
+        ok = _unknown_keys(problems, prefix, base, item, _MX_KEYS) and ok
+        host = item.get("host")
+        problem = _records.name_problem(host) if host is not None else "is required"
+        if problem:
+            problems.add(prefix, base + ".host", "%s: %s" % (_show(host), problem)
+                         if host is not None else problem)
+            ok = False
+        elif host.lower() in seen:
+            problems.add(prefix, base + ".host", "%s: listed twice" % _show(host))
+            ok = False
+        else:
+            seen.add(host.lower())
+        priority = _int_in(item.get("priority", DEFAULT_MX_PRIORITY), 0, 65535)
+        if priority is None:
+            problems.add(prefix, base + ".priority", "%s: must be an integer 0..65535 "
+                         "(RFC 1035 §3.3.9)" % _show(item.get("priority")))
+            ok = False
+        out.append({"host": host, "priority": priority})
+    return out, ok
+
+
+def _normalize_dkim(problems, prefix, value):
+    """dkim: list of {selector, type, bits}; default one 2048-bit rsa selector 'mailward'."""
+    if value is None:
+        return _plain(list(DEFAULT_DKIM))
+    if not isinstance(value, (list, tuple)):
+        problems.add(prefix, "dkim", "must be a list of {selector, type, bits}")
+        return []
+    out, seen = [], {}
+    for position, item in enumerate(value):
+        base = "dkim[%d]" % position
+        if not isinstance(item, Mapping):
+            problems.add(prefix, base, "must be a mapping {selector, type, bits}")
+            continue
+        _unknown_keys(problems, prefix, base, item, _DKIM_KEYS)
+        selector = item.get("selector")
+        if not isinstance(selector, str) or not _records._LABEL_LDH.match(selector) \
+                or len(selector) > 63:  # pylint: disable=protected-access
+            problems.add(prefix, base + ".selector", "%s: must be one DNS label: letters, "
+                         "digits, inner hyphens, at most 63 (RFC 6376 §3.1, RFC 1123 §2.1)"
+                         % _show(selector))
+        elif selector.lower() in seen:
+            problems.add(prefix, base + ".selector", "%s: duplicate of dkim[%d]"
+                         % (_show(selector), seen[selector.lower()]))
+        else:
+            seen[selector.lower()] = position
+        key_type = item.get("type", "rsa")
+        if not isinstance(key_type, str) or key_type.lower() not in ("rsa", "ed25519"):
+            problems.add(prefix, base + ".type", "%s: must be rsa or ed25519 (RFC 6376 §3.6.1, "
+                         "RFC 8463)" % _show(key_type))
+            key_type = None
+        else:
+            key_type = key_type.lower()
+        entry = {"selector": selector, "type": key_type}
+        if key_type == "ed25519" and "bits" in item:
+            problems.add(prefix, base + ".bits", "%s: not allowed for ed25519 (the key size is "
+                         "fixed, RFC 8463)" % _show(item["bits"]))
+        elif key_type == "rsa":
+            bits = _int_in(item.get("bits", DEFAULT_RSA_BITS), 2048, 4096)
+            if bits is None:
+                problems.add(prefix, base + ".bits", "%s: must be an integer 2048..4096 "
+                             "(RFC 8301 §3.2)" % _show(item.get("bits")))
+            entry["bits"] = bits
+        out.append(entry)
+    return out
+
+
+def _call(problems, prefix, base, function, *args, **kwargs):
+    """Run a record filter; on refusal record it under ``base`` and return None."""
+    try:
+        return function(*args, **kwargs)
+    except AnsibleFilterError as error:
+        problems.add_refusal(prefix, base, error)
+        return None
+
+
+def _normalize_spf(problems, prefix, name, value):
+    """spf: the given spec (replacing the default entirely) with all: fail filled in."""
+    if value is None:
+        spec = dict(DEFAULT_SPF)
+    elif not isinstance(value, Mapping):
+        problems.add(prefix, "spf", "must be a mapping (schema, %s)" % _SCHEMA)
+        return None
+    else:
+        spec = _plain(value)
+        if not spec.get("redirect") and spec.get("all") in (None, ""):
+            spec["all"] = "fail"
+    _call(problems, prefix, "spf", _records.spf_record, spec, domain=name)
+    return spec
+
+
+def _normalize_dmarc(problems, prefix, name, value, name_ok):
+    """dmarc: the given spec or {p: none}; proves the record and report authorizations."""
+    if value is None:
+        return dict(DEFAULT_DMARC)
+    if not isinstance(value, Mapping):
+        problems.add(prefix, "dmarc", "must be a mapping (schema, %s)" % _SCHEMA)
+        return None
+    spec = _plain(value)
+    record = _call(problems, prefix, "dmarc", _records.dmarc_record, spec, domain=name)
+    if record is not None and name_ok:
+        uris = _report_uris(spec)
+        _call(problems, prefix, "dmarc", _records.dmarc_report_authorizations, name, uris)
+    return spec
+
+
+def _report_uris(dmarc):
+    """rua + ruf of a DMARC spec as one list."""
+    uris = []
+    for key in ("rua", "ruf"):
+        value = dmarc.get(key)
+        if isinstance(value, str) and value:
+            uris.append(value)
+        elif isinstance(value, (list, tuple)):
+            uris.extend(value)
+    return uris
+
+
+def _normalize_mta_sts(problems, prefix, name, value, mx, mx_ok):
+    """mta_sts: None, or {mode, max_age (default 604800), id (default: from the policy)}."""
+    if value is None or value is False:
+        return None
+    if not isinstance(value, Mapping):
+        problems.add(prefix, "mta_sts", "must be a mapping {mode, max_age, id} or absent")
+        return None
+    _unknown_keys(problems, prefix, "mta_sts", value, _STS_KEYS)
+    if value.get("mode") is None:
+        problems.add(prefix, "mta_sts.mode", "is required: enforce, testing or none "
+                     "(RFC 8461 §3.2)")
+        return None
+    out = {"mode": value["mode"], "max_age": value.get("max_age", DEFAULT_MTA_STS_MAX_AGE)}
+    if not mx_ok:
+        return out
+    policy = _call(problems, prefix, "mta_sts", _records.mta_sts_policy, value["mode"],
+                   [entry["host"] for entry in mx], out["max_age"], domain=name)
+    if policy is None:
+        return out
+    out["mode"] = out["mode"].lower()
+    out["max_age"] = _int_in(out["max_age"], 0, 31557600)
+    policy_id = value.get("id")
+    if policy_id is None:
+        policy_id = _records.mta_sts_policy_id(policy, domain=name)
+    elif isinstance(policy_id, int) and not isinstance(policy_id, bool):
+        policy_id = str(policy_id)
+    _call(problems, prefix, "mta_sts", _records.mta_sts_record, policy_id, domain=name)
+    out["id"] = policy_id
+    return out
+
+
+def _normalize_tlsrpt(problems, prefix, name, value):
+    """tlsrpt: None, or {rua: [uris]} (a single string becomes a list)."""
+    if value is None or value is False:
+        return None
+    if not isinstance(value, Mapping):
+        problems.add(prefix, "tlsrpt", "must be a mapping {rua: [...]} or absent")
+        return None
+    _unknown_keys(problems, prefix, "tlsrpt", value, _TLSRPT_KEYS)
+    rua = value.get("rua")
+    _call(problems, prefix, "tlsrpt", _records.tlsrpt_record, rua, domain=name)
+    return {"rua": [rua] if isinstance(rua, str) else _plain(rua)}
+
+
+def _normalize_domain(problems, host, index, item, mail_hostname, seen):
+    """Validate one mail_domains item and return its normalized copy (None if not a mapping)."""
+    if not isinstance(item, Mapping):
+        problems.add("host %s: mail_domains[%d] (?)" % (host, index), None,
+                     "must be a mapping with at least name, not %s" % type(item).__name__)
+        return None
+    name = item.get("name")
+    prefix = "host %s: mail_domains[%d] (%s)" % (host, index, name if isinstance(name, str)
+                                                 else "?")
+    _unknown_keys(problems, prefix, None, item, _DOMAIN_KEYS)
+    name_ok = _check_domain_name(problems, prefix, name, index, seen)
+    mx, mx_ok = _normalize_mx(problems, prefix, item.get("mx"), mail_hostname)
+    tlsa = item.get("tlsa")
+    if tlsa is None:
+        tlsa = False
+    elif not isinstance(tlsa, bool):
+        problems.add(prefix, "tlsa", "%s: must be true or false" % _show(tlsa))
+    return {
+        "name": name,
+        "mx": mx,
+        "spf": _normalize_spf(problems, prefix, name, item.get("spf")),
+        "dkim": _normalize_dkim(problems, prefix, item.get("dkim")),
+        "dmarc": _normalize_dmarc(problems, prefix, name, item.get("dmarc"), name_ok),
+        "mta_sts": _normalize_mta_sts(problems, prefix, name, item.get("mta_sts"), mx, mx_ok),
+        "tlsrpt": _normalize_tlsrpt(problems, prefix, name, item.get("tlsrpt")),
+        "tlsa": tlsa,
+    }
+
+
+def mail_domains_normalize(mail_domains, host, mail_hostname):
+    """Validate ``mail_domains`` (docs/schema.md) and return a normalized copy.
+
+    ``host``: the inventory host name (for messages); ``mail_hostname``: that host's FQDN
+    (at least one dot), the default MX. Every item comes back with every key, in this order:
+    ``name``; ``mx`` (default ``[{host: mail_hostname, priority: 10}]``, priority default 10);
+    ``spf`` (default ``{mx: true, all: fail}``; a given spf replaces the default entirely and
+    gets ``all: fail`` unless it has ``all`` or ``redirect``); ``dkim`` (default
+    ``[{selector: mailward, type: rsa, bits: 2048}]``; type default rsa; rsa bits default
+    2048; ed25519 has no bits); ``dmarc`` (default ``{p: none}``); ``mta_sts`` (None, or
+    ``{mode, max_age (default 604800), id (default mta_sts_policy_id of the policy)}``);
+    ``tlsrpt`` (None or ``{rua: [..]}``); ``tlsa`` (default false). A key set to null counts as
+    absent. The result normalizes to itself.
+
+    Every record is generated once (spf_record, dmarc_record, dmarc_report_authorizations,
+    mta_sts_policy, mta_sts_record, tlsrpt_record) to prove it can be. ALL problems are
+    collected and raised as one AnsibleFilterError, one line each:
+    ``host <host>: mail_domains[<index>] (<domain>): <variable path>: <what is wrong>``
+    (host-level ones: ``host <host>: mail_hostname: ...``).
+    """
+    problems = _Problems()
+    host = str(host)
+    problem = _records.name_problem(mail_hostname)
+    if problem:
+        problems.add("host %s" % host, "mail_hostname", "%s: %s" % (_show(mail_hostname), problem))
+        mail_hostname = None
+    if mail_domains is None:
+        mail_domains = []
+    if not isinstance(mail_domains, (list, tuple)):
+        problems.add("host %s" % host, "mail_domains", "must be a list, not %s"
+                     % type(mail_domains).__name__)
+        problems.raise_if_any()
+    seen, out = {}, []
+    for index, item in enumerate(mail_domains):
+        out.append(_normalize_domain(problems, host, index, item, mail_hostname, seen))
+    problems.raise_if_any()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# mail_domains_records
+# --------------------------------------------------------------------------------------------
+
+
+def _index_public_keys(problems, public_keys):
+    """{(domain, selector): item} from opendkim_public_keys; conflicting duplicates reported."""
+    index = {}
+    if public_keys is None:
+        return index
+    if not isinstance(public_keys, (list, tuple)):
+        problems.add("public_keys", None, "must be a list of {domain, selector, type, public_key}")
+        return index
+    for position, item in enumerate(public_keys):
+        prefix = "public_keys[%d]" % position
+        if not isinstance(item, Mapping) or not isinstance(item.get("domain"), str) \
+                or not isinstance(item.get("selector"), str):
+            problems.add(prefix, None, "must be a mapping with string domain and selector")
+            continue
+        _unknown_keys(problems, prefix, None, item, _PUBLIC_KEY_KEYS)
+        key = (item["domain"].lower().rstrip("."), item["selector"].lower())
+        if key in index and index[key].get("public_key") != item.get("public_key"):
+            problems.add(prefix, None, "a different key for %s selector %s is already listed"
+                         % key)
+            continue
+        index[key] = item
+    return index
+
+
+def _record(kind, domain, name, rtype, value):
+    """One record dict (see mail_domains_records)."""
+    return {"name": name, "type": rtype, "value": value, "kind": kind, "domain": domain}
+
+
+def _domain_records(problems, prefix, dom, keys):
+    """The records of one normalized domain (TLSA/A/AAAA excluded)."""
+    name = dom["name"].lower()
+    apex = name + "."
+    out = [_record("mx", name, apex, "MX", "%d %s." % (int(mx["priority"]),
+                                                       mx["host"].lower().rstrip(".")))
+           for mx in dom["mx"]]
+
+    def add(kind, owner, base, function, *args, **kwargs):
+        value = _call(problems, prefix, base, function, *args, **kwargs)
+        if value is not None:
+            out.append(_record(kind, name, owner, "TXT", value))
+
+    add("spf", apex, "spf", _records.spf_record, dom["spf"], domain=name)
+    for position, sel in enumerate(dom["dkim"]):
+        item = keys.get((name, sel["selector"].lower()))
+        if item is None:
+            continue
+        if item.get("type") not in (None, sel["type"]):
+            problems.add(prefix, "dkim[%d].type" % position, "inventory says %s but the "
+                         "published key is listed as %s" % (sel["type"], item.get("type")))
+            continue
+        add("dkim", "%s._domainkey.%s" % (sel["selector"].lower(), apex), "dkim[%d]" % position,
+            _records.dkim_record, item.get("public_key"), key_type=sel["type"], domain=name,
+            selector=sel["selector"])
+    add("dmarc", "_dmarc." + apex, "dmarc", _records.dmarc_record, dom["dmarc"], domain=name)
+    auths = _call(problems, prefix, "dmarc", _records.dmarc_report_authorizations, name,
+                  _report_uris(dom["dmarc"])) or []
+    out.extend(_record("dmarc_report_auth", name, auth["name"] + ".", "TXT", auth["value"])
+               for auth in auths)
+    if dom["mta_sts"]:
+        add("mta_sts", "_mta-sts." + apex, "mta_sts", _records.mta_sts_record,
+            dom["mta_sts"].get("id"), domain=name)
+    if dom["tlsrpt"]:
+        add("tlsrpt", "_smtp._tls." + apex, "tlsrpt", _records.tlsrpt_record,
+            dom["tlsrpt"].get("rua"), domain=name)
+    return out
+
+
+def _host_records(problems, position, item, tlsa_hosts):
+    """A/AAAA (and TLSA when a tlsa: true domain uses it as MX) for one mx_hosts item."""
+    prefix = "mx_hosts[%d]" % position
+    if not isinstance(item, Mapping) or _records.name_problem(item.get("name")):
+        problems.add(prefix, "name", "must be a mapping with a valid host name")
+        return []
+    _unknown_keys(problems, prefix, None, item, _MX_HOST_KEYS)
+    host = item["name"].lower()
+    out = []
+    for key, rtype, version in (("ipv4", "A", 4), ("ipv6", "AAAA", 6)):
+        for raw in ([item[key]] if isinstance(item.get(key), str) else item.get(key) or []):
+            try:
+                address = ipaddress.ip_address(raw)
+            except ValueError:
+                address = None
+            if address is None or address.version != version:
+                problems.add(prefix, key, "%s: is not an IPv%d address" % (_show(raw), version))
+                continue
+            out.append(_record(rtype.lower(), host, host + ".", rtype, address.compressed))
+    if host in tlsa_hosts and item.get("cert_pem"):
+        value = _call(problems, prefix, "cert_pem", _records.tlsa_record, item["cert_pem"],
+                      domain=host)
+        if value is not None:
+            out.append(_record("tlsa", host, "_25._tcp.%s." % host, "TLSA", value))
+    return out
+
+
+def mail_domains_records(mail_domains, public_keys=None, mx_hosts=None):
+    """Every DNS record implied by normalized ``mail_domains``: what is published and audited.
+
+    ``mail_domains``: the output of ``mail_domains_normalize``.
+    ``public_keys``: ``opendkim_public_keys``, a list of ``{domain, selector, type, public_key}``;
+    a DKIM record is emitted for each configured selector that has a key here, other selectors
+    are skipped, keys of unconfigured selectors are ignored.
+    ``mx_hosts``: optional list of ``{name, ipv4, ipv6, cert_pem}`` for the MX hosts this
+    inventory runs (e.g. ``{name: mail_hostname, ipv4: mail_public_ipv4, ...}``): gives A/AAAA
+    at ``name`` and, when a ``tlsa: true`` domain uses it as MX and ``cert_pem`` is set, a
+    TLSA 3 1 1 at ``_25._tcp.<name>.``.
+
+    Returns a flat list of dicts, in this order per domain, then per mx host::
+
+        {name:   owner, fully qualified, lower case, WITH trailing dot ('_dmarc.example.test.'),
+         type:   'MX' | 'TXT' | 'A' | 'AAAA' | 'TLSA',
+         value:  RDATA in presentation form, TXT raw and unquoted (split it with txt_chunks /
+                 quote it with txt_strings), MX '10 mx.example.test.',
+         kind:   'mx' | 'spf' | 'dkim' | 'dmarc' | 'dmarc_report_auth' | 'mta_sts' | 'tlsrpt'
+                 | 'a' | 'aaaa' | 'tlsa',
+         domain: the mail domain (or mx host) the record belongs to}
+
+    No ``ttl`` key (the dns role chooses). Identical records are emitted once. A
+    ``dmarc_report_auth`` record lives in the report destination's zone, which may not be
+    ours. Problems are collected and raised as one AnsibleFilterError, one line each.
+    """
+    problems = _Problems()
+    keys = _index_public_keys(problems, public_keys)
+    records, tlsa_hosts = [], set()
+    for index, dom in enumerate(mail_domains or []):
+        missing = [key for key in _DOMAIN_KEYS if not isinstance(dom, Mapping) or key not in dom]
+        if missing:
+            problems.add("mail_domains[%d]" % index, None, "is not normalized (missing %s): "
+                         "pass the output of mail_domains_normalize" % ", ".join(missing))
+            continue
+        prefix = "mail_domains[%d] (%s)" % (index, dom["name"])
+        records.extend(_domain_records(problems, prefix, dom, keys))
+        if dom["tlsa"]:
+            tlsa_hosts.update(mx["host"].lower() for mx in dom["mx"])
+    if mx_hosts is not None and not isinstance(mx_hosts, (list, tuple)):
+        problems.add("mx_hosts", None, "must be a list of {name, ipv4, ipv6, cert_pem}")
+        mx_hosts = []
+    for position, item in enumerate(mx_hosts or []):
+        records.extend(_host_records(problems, position, item, tlsa_hosts))
+    problems.raise_if_any()
+    unique, seen = [], set()
+    for record in records:
+        identity = (record["name"], record["type"], record["value"])
+        if identity not in seen:
+            seen.add(identity)
+            unique.append(record)
+    return unique
+
+
+class FilterModule:
+    """Ansible entry point: the inventory filters."""
+
+    def filters(self):
+        """Map filter names to functions."""
+        return {
+            "mail_domains_normalize": mail_domains_normalize,
+            "mail_domains_records": mail_domains_records,
+        }
