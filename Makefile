@@ -8,7 +8,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
-.PHONY: setup image demo demo-down test lint unit redhat-check molecule molecule-dns molecule-e2e bench
+.PHONY: setup image demo demo-down test lint pytest molecule molecule-dns molecule-e2e bench
 
 setup:            ## Debian packages + pinned Python tools in .venv
 	scripts/setup.sh
@@ -23,18 +23,15 @@ demo: image       ## Start the demo MX container and converge it with site.yml
 demo-down:        ## Remove the demo container and network
 	scripts/demo-down.sh
 
-test: image lint unit redhat-check molecule molecule-dns  ## Every test
+test: image lint pytest molecule molecule-dns  ## Every test
 	@echo "make test: all stages passed"
 
 lint: setup
 	yamllint --strict .
 	ansible-lint --profile production
 
-unit: setup
-	pytest -q tests/unit
-
-redhat-check: setup  ## RedHat-family configs rendered and fed to the real checkers
-	pytest -q tests/redhat
+pytest: setup     ## Filter unit tests, inventory-check playbook tests, RedHat-family render check
+	pytest -q tests
 
 molecule: image
 	molecule test -s default
