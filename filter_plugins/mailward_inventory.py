@@ -8,7 +8,6 @@ publishes and the audit checks, so the two cannot drift. Both reuse the record g
 sys.path).
 """
 
-import difflib
 import importlib.util
 import ipaddress
 import os
@@ -38,7 +37,6 @@ _DKIM_KEYS = ("selector", "type", "bits")
 _STS_KEYS = ("mode", "max_age", "id")
 _TLSRPT_KEYS = ("rua",)
 _MX_HOST_KEYS = ("name", "ipv4", "ipv6", "cert_pem")
-_PUBLIC_KEY_KEYS = ("domain", "selector", "type", "public_key")
 
 DEFAULT_MX_PRIORITY = 10
 DEFAULT_SPF = {"mx": True, "all": "fail"}
@@ -82,10 +80,9 @@ def _unknown_keys(problems, prefix, base, item, allowed):
     for key in item:
         if key in allowed:
             continue
-        close = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
-        hint = "; did you mean '%s'?" % close[0] if close else ""
         path = "%s.%s" % (base, key) if base else str(key)
-        problems.add(prefix, path, "unknown key (allowed: %s)%s" % (", ".join(allowed), hint))
+        problems.add(prefix, path, "unknown key (allowed: %s)%s"
+                     % (", ".join(allowed), _records.suggest(key, allowed)))
         clean = False
     return clean
 
@@ -391,7 +388,11 @@ def mail_domains_normalize(mail_domains, host, mail_hostname):
 
 
 def _index_public_keys(problems, public_keys):
-    """{(domain, selector): item} from opendkim_public_keys; conflicting duplicates reported."""
+    """{(domain, selector): item} from opendkim_public_keys; conflicting duplicates reported.
+
+    Extra keys (the opendkim role also sets bits and path) are ignored: this is a fact from a
+    role, not user input.
+    """
     index = {}
     if public_keys is None:
         return index
@@ -404,7 +405,6 @@ def _index_public_keys(problems, public_keys):
                 or not isinstance(item.get("selector"), str):
             problems.add(prefix, None, "must be a mapping with string domain and selector")
             continue
-        _unknown_keys(problems, prefix, None, item, _PUBLIC_KEY_KEYS)
         key = (item["domain"].lower().rstrip("."), item["selector"].lower())
         if key in index and index[key].get("public_key") != item.get("public_key"):
             problems.add(prefix, None, "a different key for %s selector %s is already listed"
@@ -489,8 +489,9 @@ def mail_domains_records(mail_domains, public_keys=None, mx_hosts=None):
     """Every DNS record implied by normalized ``mail_domains``: what is published and audited.
 
     ``mail_domains``: the output of ``mail_domains_normalize``.
-    ``public_keys``: ``opendkim_public_keys``, a list of ``{domain, selector, type, public_key}``;
-    a DKIM record is emitted for each configured selector that has a key here, other selectors
+    ``public_keys``: ``opendkim_public_keys``, a list of ``{domain, selector, type, public_key}``
+    (other keys ignored; gathered from several hosts, one selector may appear more than once
+    only with the same key); a DKIM record is emitted for each configured selector that has a key here, other selectors
     are skipped, keys of unconfigured selectors are ignored.
     ``mx_hosts``: optional list of ``{name, ipv4, ipv6, cert_pem}`` for the MX hosts this
     inventory runs (e.g. ``{name: mail_hostname, ipv4: mail_public_ipv4, ...}``): gives A/AAAA

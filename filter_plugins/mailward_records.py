@@ -112,15 +112,19 @@ def _check_mapping(ctx, spec, what):
                  "mailward schema, docs/schema.md")
 
 
+def suggest(key, allowed):
+    """``; did you mean 'x'?`` for the allowed names closest to a mistyped key, or ''."""
+    close = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=3, cutoff=0.6)
+    return "; did you mean %s?" % " or ".join("'%s'" % name for name in close) if close else ""
+
+
 def _check_keys(ctx, spec, allowed, ignore=(), rule="mailward schema, docs/schema.md"):
     """Note every key of ``spec`` not in ``allowed`` (typos must not pass silently)."""
     for key in spec:
         if key in allowed or key in ignore:
             continue
-        close = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1, cutoff=0.6)
-        hint = "; did you mean '%s'?" % close[0] if close else ""
         ctx.step(ctx.fail, str(key), key, "unknown key (allowed: %s)%s"
-                 % (", ".join(allowed), hint), rule)
+                 % (", ".join(allowed), suggest(key, allowed)), rule)
 
 
 def _as_list(ctx, path, value, what):
