@@ -2,7 +2,6 @@
 
 Ansible loads filter_plugins/ by path; the tests import the modules by name.
 """
-import datetime
 import os
 import sys
 
@@ -14,17 +13,12 @@ for path in (FILTER_PLUGINS, HERE):
     if path not in sys.path:
         sys.path.insert(0, path)
 
+from mw_testlib import self_signed  # noqa: E402  (needs the path above)
+
 
 def _rsa(bits):
     from cryptography.hazmat.primitives.asymmetric import rsa
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
-
-
-def public_pem(private_key):
-    """PEM SubjectPublicKeyInfo of a private key's public half (what opendkim exports)."""
-    from cryptography.hazmat.primitives import serialization
-    return private_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 @pytest.fixture(scope="session")
@@ -57,23 +51,6 @@ def ed25519_key():
 def ec_key():
     from cryptography.hazmat.primitives.asymmetric import ec
     return ec.generate_private_key(ec.SECP256R1())
-
-
-def self_signed(private_key, name="mx.example.test"):
-    """A self-signed certificate (PEM text) for ``name``."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509.oid import NameOID
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder()
-            .subject_name(subject).issuer_name(subject)
-            .public_key(private_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .sign(private_key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,13 @@
 """Helpers for the unit tests, independent of the code under test."""
+import datetime
+import os
 import re
 
 import pytest
 from ansible.errors import AnsibleFilterError
+
+FILTER_PLUGINS = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                              "..", "filter_plugins"))
 
 
 def refusal(function, *args, **kwargs):
@@ -67,3 +72,27 @@ def spki_from_certificate_der(der):
     first = 1 if fields[0][0] == 0xA0 else 0        # [0] version is optional
     _, start, end = fields[first + 5]                # serial, sigalg, issuer, validity, subject, spki
     return der[start:end]
+
+
+def public_pem(private_key):
+    """PEM SubjectPublicKeyInfo of a private key's public half (what opendkim exports)."""
+    from cryptography.hazmat.primitives import serialization
+    return private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def self_signed(private_key, name="mx.example.test"):
+    """A self-signed certificate (PEM text) for ``name``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(subject).issuer_name(subject)
+            .public_key(private_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(private_key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()

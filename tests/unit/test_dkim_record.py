@@ -5,9 +5,8 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from conftest import public_pem
 from mailward_records import dkim_record
-from mw_testlib import refusal
+from mw_testlib import public_pem, refusal
 
 D = "example.test"
 MESSAGE = (b"From: Alice <alice@example.test>\r\nTo: bob@example.net\r\nSubject: hi\r\n"

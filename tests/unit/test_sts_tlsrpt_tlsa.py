@@ -6,10 +6,9 @@ import ssl
 import dns.rdata
 import pytest
 
-from conftest import public_pem
 from mailward_records import (mta_sts_policy, mta_sts_policy_id, mta_sts_record, tlsa_record,
                               tlsrpt_record)
-from mw_testlib import refusal, spki_from_certificate_der
+from mw_testlib import public_pem, refusal, spki_from_certificate_der
 
 D = "example.test"
 
