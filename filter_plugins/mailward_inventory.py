@@ -321,8 +321,8 @@ def _normalize_domain(problems, host, index, item, mail_hostname, seen):
                      "must be a mapping with at least name, not %s" % type(item).__name__)
         return None
     name = item.get("name")
-    prefix = "host %s: mail_domains[%d] (%s)" % (host, index, name if isinstance(name, str)
-                                                 else "?")
+    label = _show(name)[1:-1] if isinstance(name, str) and name else "?"
+    prefix = "host %s: mail_domains[%d] (%s)" % (host, index, label)
     _unknown_keys(problems, prefix, None, item, _DOMAIN_KEYS)
     name_ok = _check_domain_name(problems, prefix, name, index, seen)
     mx, mx_ok = _normalize_mx(problems, prefix, item.get("mx"), mail_hostname)
@@ -521,7 +521,7 @@ def mail_domains_records(mail_domains, public_keys=None, mx_hosts=None):
             problems.add("mail_domains[%d]" % index, None, "is not normalized (missing %s): "
                          "pass the output of mail_domains_normalize" % ", ".join(missing))
             continue
-        prefix = "mail_domains[%d] (%s)" % (index, dom["name"])
+        prefix = "mail_domains[%d] (%s)" % (index, _show(dom["name"])[1:-1])
         records.extend(_domain_records(problems, prefix, dom, keys))
         if dom["tlsa"]:
             tlsa_hosts.update(mx["host"].lower() for mx in dom["mx"])

@@ -9,9 +9,10 @@ section, e.g.::
     spf_record: example.test: include: 'include:i11.example.test': 11 DNS-querying terms ...
     (RFC 7208 §4.6.4)
 
-``RecordError.path`` (the spec key, e.g. ``include``) and ``RecordError.detail`` (the message
-without the ``filter: domain: path:`` prefix) let a caller such as ``mail_domains_normalize``
-re-home the message under its own variable path.
+A filter reports every independent problem of its input, one line each;
+``RecordError.problems`` (a list of ``(path, detail)``: the spec key, e.g. ``include``, and the
+text without the ``filter: domain: path:`` prefix) lets a caller such as
+``mail_domains_normalize`` re-home them under its own variable path.
 
 Values are RDATA as published: TXT values are the raw (unquoted, unsplit) string; use
 ``txt_strings`` for zone-file presentation or ``txt_chunks`` for the raw <=255-byte strings.
@@ -53,8 +54,10 @@ class RecordError(AnsibleFilterError):
 
 
 def _show(value, limit=80):
-    """Quote an offending value for a message, shortened to ``limit`` characters."""
+    """Quote an offending value for a one-line message, escaped and shortened to ``limit``."""
     text = value if isinstance(value, str) else repr(value)
+    if not text.isprintable():  # keep one problem per line, and no lone surrogates
+        text = text.encode("unicode_escape").decode("ascii")
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return "'%s'" % text if isinstance(value, str) else text
@@ -223,14 +226,14 @@ def name_problem(name, underscore=False, wildcard=False, trailing_dot=False):
         if len(label) > 63:
             return "has a label of %d characters; at most 63 (RFC 1035 §2.3.4)" % len(label)
         if not pattern.match(label):
-            return ("label '%s' is not letters, digits and inner hyphens (RFC 1123 §2.1)"
-                    % label)
+            return ("label %s is not letters, digits and inner hyphens (RFC 1123 §2.1)"
+                    % _show(label))
     if len(labels) < 2:
         return "is not a fully qualified name (it needs at least two labels)"
     top = labels[-1]
     if not _LABEL_LDH.match(top) or top.isdigit():
-        return ("top-level label '%s' must be letters, digits and inner hyphens, not all "
-                "digits (RFC 3696 §2, RFC 7208 §7.1)" % top)
+        return ("top-level label %s must be letters, digits and inner hyphens, not all "
+                "digits (RFC 3696 §2, RFC 7208 §7.1)" % _show(top))
     return None
 
 
@@ -473,6 +476,7 @@ def spf_record(spec, domain=None):
 _URI_SAFE_LOCAL = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~$'()*+=&")
 _HEX = frozenset("0123456789abcdefABCDEF")
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 _SIZE_SUFFIX = re.compile(r"!([0-9]+[kmgtKMGT]?)\Z")
 
 
@@ -501,7 +505,7 @@ def _mailto(ctx, path, raw, rule, size_suffix):
     """Validate one ``mailto:`` URI; return (normalized URI, destination domain lower-cased)."""
     if not isinstance(raw, str) or not raw:
         ctx.fail(path, raw, "must be a mailto: URI string", rule)
-    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in raw):
+    if _SPACE_OR_CONTROL.search(raw):
         ctx.fail(path, raw, "contains whitespace or control characters", rule)
     if raw[:7].lower() != "mailto:":
         ctx.fail(path, raw, "is not a mailto: URI", rule)
@@ -524,7 +528,7 @@ def _mailto(ctx, path, raw, rule, size_suffix):
 
 def _https_uri(ctx, path, raw, rule):
     """Validate one ``https:`` URI (TLS-RPT); refuse characters that would break the record."""
-    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in raw):
+    if _SPACE_OR_CONTROL.search(raw):
         ctx.fail(path, raw, "contains whitespace or control characters", rule)
     if not raw.isascii():
         ctx.fail(path, raw, "contains non-ASCII characters; percent-encode them", "RFC 3986 §2.1")
@@ -781,7 +785,8 @@ def txt_chunks(value, domain=None):
     try:
         data = value.encode("utf-8")
     except UnicodeEncodeError:
-        ctx.fail(None, value, "is not encodable as UTF-8 (lone surrogate)", "RFC 1035 §3.3.14")
+        ctx.fail(None, value, "is not encodable as UTF-8 (it has a lone surrogate)",
+                 "RFC 1035 §3.3.14")
     chunks, start = [], 0
     while start < len(data):
         end = min(start + _TXT_STRING_MAX, len(data))

@@ -307,3 +307,10 @@ def test_identical_records_are_emitted_once(cert_pem):
     host = {"name": MX, "ipv4": "192.0.2.10", "cert_pem": cert_pem}
     kinds = [r["kind"] for r in mail_domains_records(domains, mx_hosts=[host, dict(host)])]
     assert kinds.count("a") == 1 and kinds.count("tlsa") == 1
+
+
+def test_values_with_line_breaks_stay_on_their_problem_line():
+    lines = problems([{"name": "ex\nample.test", "spf": {"include": ["a\nb.example.net"]}}])
+    assert len(lines) == 2, lines
+    assert "(ex\\nample.test): name: 'ex\\nample.test'" in lines[0]
+    assert "spf.include: 'a\\nb.example.net'" in lines[1]

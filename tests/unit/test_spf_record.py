@@ -139,7 +139,7 @@ def test_duplicates_do_not_count_twice():
     ({"include": ["bücher.example"]}, "include", "'bücher.example'", "RFC 5890"),
     ({"redirect": "not a domain"}, "redirect", "'not a domain'", "RFC 1123 §2.1"),
     ({"mx": ["mx_1"]}, "mx", "'mx_1'", "two labels"),
-    ({"exists": ["%{c}.example.net"]}, "exists", "'%{c}.example.net'", "RFC 7208 §7.2"),
+    ({"exists": ["%{c}.example.net"]}, "exists", "only allowed in exp=", "RFC 7208 §7.2"),
     ({"exists": ["%{x}.example.net"]}, "exists", "'%{x}.example.net'", "RFC 7208 §7.2"),
     ({"exists": ["%{i0}.example.net"]}, "exists", "'%{i0}.example.net'", "RFC 7208 §7.3"),
     ({"exists": ["50%.example.net"]}, "exists", "'50%.example.net'", "RFC 7208 §7.1"),
