@@ -1,0 +1,273 @@
+# -*- coding: utf-8 -*-
+"""dns role helpers: pure functions that merge the mail hosts' data and arrange records.
+
+The records themselves come from ``mail_domains_records`` (filter_plugins/mailward_inventory.py);
+nothing here computes a record value. These helpers only decide which records to publish
+(``dns_manage_types``), in which zone each one goes, and how a zone fragment is laid out.
+"""
+
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+
+# dns_manage_types -> the `kind` values of mail_domains_records.
+MANAGE_TYPES = {
+    "MX": ("mx",),
+    "SPF": ("spf",),
+    "DKIM": ("dkim",),
+    "DMARC": ("dmarc",),
+    "DMARC_REPORT": ("dmarc_report_auth",),
+    "MTA_STS": ("mta_sts",),
+    "TLSRPT": ("tlsrpt",),
+    "TLSA": ("tlsa",),
+    "ADDRESS": ("a", "aaaa"),
+}
+KIND_TO_TYPE = {kind: name for name, kinds in MANAGE_TYPES.items() for kind in kinds}
+
+
+def _pem(text):
+    """A PEM text compared without surrounding white space or CRLF differences."""
+    return "\n".join(line.strip() for line in str(text or "").strip().splitlines())
+
+
+def _host_value(hostvars, host, name, default=None):
+    """hostvars[host][name], or default when undefined or None."""
+    value = hostvars[host].get(name) if hasattr(hostvars[host], "get") else None
+    return default if value is None else value
+
+
+def dns_merge_hosts(hosts, hostvars):
+    """Union of the play's mail hosts: domains, DKIM public keys and MX host addresses.
+
+    ``hosts``: the play's hosts (``ansible_play_hosts``); ``hostvars``: Ansible's hostvars. Read
+    per host: ``mail_domains_normalized`` (required), ``opendkim_public_keys``,
+    ``mail_hostname`` (default the inventory name), ``mail_public_ipv4``, ``mail_public_ipv6``
+    and ``dns_tlsa_cert_pem``.
+
+    Returns ``{domains, public_keys, mx_hosts, notes}``: domains de-duplicated by name (first
+    host's order), keys de-duplicated by (domain, selector), ``mx_hosts`` for
+    ``mail_domains_records(mx_hosts=)``, ``notes``: what will not be published and why.
+
+    Raises one AnsibleFilterError listing every conflict, one per line, each naming both hosts:
+    a domain described differently, different public keys for one domain and selector, or
+    different addresses/certificates for one MX host name.
+    """
+    problems, notes = [], []
+    domains, domain_owner = [], {}
+    keys, key_owner = [], {}
+    mx_hosts, mx_owner = [], {}
+    for host in hosts:
+        normalized = _host_value(hostvars, host, "mail_domains_normalized")
+        if normalized is None:
+            raise AnsibleFilterError("host %s: mail_domains_normalized is not set; run the validate role "
+                                     "first (playbooks/dns.yml does)" % host)
+        for domain in normalized:
+            name = domain["name"]
+            if name not in domain_owner:
+                domain_owner[name] = (host, domain)
+                domains.append(domain)
+            elif domain_owner[name][1] != domain:
+                other, theirs = domain_owner[name]
+                differ = sorted(k for k in set(domain) | set(theirs) if domain.get(k) != theirs.get(k))
+                problems.append("domain %s: hosts %s and %s describe it differently (%s); a domain "
+                                "served by several hosts must have the same mail_domains item on each "
+                                "(set mx explicitly)" % (name, other, host, ", ".join(differ)))
+        for item in _host_value(hostvars, host, "opendkim_public_keys", []):
+            ident = (str(item.get("domain", "")).lower(), str(item.get("selector", "")).lower())
+            if ident not in key_owner:
+                key_owner[ident] = (host, item)
+                keys.append(item)
+            elif _pem(key_owner[ident][1].get("public_key")) != _pem(item.get("public_key")) \
+                    or key_owner[ident][1].get("type") != item.get("type"):
+                problems.append("domain %s selector %s: hosts %s and %s have different DKIM public keys; "
+                                "every host signing for a domain must use the same key per selector "
+                                "(copy the private key, or give each host its own selector)"
+                                % (ident[0], ident[1], key_owner[ident][0], host))
+        mx_name = str(_host_value(hostvars, host, "mail_hostname", host)).lower().rstrip(".")
+        entry = {"name": mx_name}
+        for var, key in (("mail_public_ipv4", "ipv4"), ("mail_public_ipv6", "ipv6"),
+                         ("dns_tlsa_cert_pem", "cert_pem")):
+            value = _host_value(hostvars, host, var, "")
+            if value:
+                entry[key] = value
+        if mx_name not in mx_owner:
+            mx_owner[mx_name] = (host, entry)
+            mx_hosts.append(entry)
+        elif mx_owner[mx_name][1] != entry:
+            differ = sorted(k for k in set(entry) | set(mx_owner[mx_name][1])
+                            if entry.get(k) != mx_owner[mx_name][1].get(k))
+            problems.append("mx host %s: hosts %s and %s both use it as mail_hostname with different %s"
+                            % (mx_name, mx_owner[mx_name][0], host, ", ".join(differ)))
+    if problems:
+        raise AnsibleFilterError("\n".join(problems))
+
+    for domain in domains:
+        for sel in domain.get("dkim") or []:
+            if (domain["name"].lower(), str(sel["selector"]).lower()) not in key_owner:
+                notes.append("DKIM %s selector %s: no public key known (the key is made by the opendkim "
+                             "role, playbooks/mail.yml); its record is not published"
+                             % (domain["name"], sel["selector"]))
+        if domain.get("tlsa"):
+            for mx in domain.get("mx") or []:
+                host = str(mx["host"]).lower().rstrip(".")
+                if host not in mx_owner:
+                    notes.append("TLSA %s (MX of %s): not a host of this play; its TLSA record is not published"
+                                 % (host, domain["name"]))
+                elif not mx_owner[host][1].get("cert_pem"):
+                    notes.append("TLSA %s (MX of %s): no certificate known (set dns_tlsa_cert_pem on host %s); "
+                                 "its TLSA record is not published" % (host, domain["name"], mx_owner[host][0]))
+    return {"domains": domains, "public_keys": keys, "mx_hosts": mx_hosts, "notes": notes}
+
+
+def dns_select(records, manage_types):
+    """The records whose kind is managed (``dns_manage_types``), order kept."""
+    unknown = [t for t in manage_types if t not in MANAGE_TYPES]
+    if unknown:
+        raise AnsibleFilterError("dns_manage_types: unknown %s (allowed: %s)"
+                                 % (", ".join(unknown), ", ".join(MANAGE_TYPES)))
+    kinds = {kind for t in manage_types for kind in MANAGE_TYPES[t]}
+    out = []
+    for record in records:
+        kind = record.get("kind")
+        if kind not in KIND_TO_TYPE:
+            raise AnsibleFilterError("record %s %s: unknown kind %r; the dns role does not know this "
+                                     "record family yet" % (record.get("name"), record.get("type"), kind))
+        if kind in kinds:
+            out.append(record)
+    return out
+
+
+def _fqdn(name):
+    """Lower case, with trailing dot."""
+    name = str(name).lower()
+    return name if name.endswith(".") else name + "."
+
+
+def zone_of(name, zones):
+    """The longest zone (trailing dot) that contains ``name``, or None."""
+    name = _fqdn(name)
+    best = None
+    for zone in zones:
+        if name == zone or name.endswith("." + zone):
+            if best is None or len(zone) > len(best):
+                best = zone
+    return best
+
+
+def guess_zone(record):
+    """A zone for a record outside every known zone (zone fragments only).
+
+    DMARC report authorizations go to the report destination's domain; anything else to the
+    parent of the owner name (an MX host's domain).
+    """
+    name = _fqdn(record["name"])
+    marker = "._report._dmarc."
+    if marker in name:
+        return name.split(marker, 1)[1]
+    for prefix in ("_25._tcp.",):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    return name.split(".", 1)[1] if name.count(".") > 2 else name
+
+
+def dns_zones(domains, mapping="auto"):
+    """The zones to update: each domain's own name, or ``mapping[domain]`` (dns_nsupdate_zone).
+
+    Returns names with trailing dot, sorted, de-duplicated. A mapped zone must contain the domain.
+    """
+    if mapping in (None, "", "auto"):
+        mapping = {}
+    if not isinstance(mapping, Mapping):
+        raise AnsibleFilterError("dns_nsupdate_zone: must be 'auto' or a mapping domain -> zone")
+    zones = set()
+    for domain in domains:
+        name = domain["name"] if isinstance(domain, Mapping) else domain
+        zone = _fqdn(mapping.get(name, name))
+        if zone_of(name, [zone]) is None:
+            raise AnsibleFilterError("dns_nsupdate_zone: %s is mapped to zone %s, which does not contain it"
+                                     % (name, zone))
+        zones.add(zone)
+    for zone in mapping.values():
+        zones.add(_fqdn(zone))
+    return sorted(zones)
+
+
+def dns_zone_records(records, zones, ttl, chunks=None, texts=None, guess=False):
+    """Attach ``zone``, ``ttl`` and, for TXT, ``strings`` and ``text`` to each record.
+
+    ``zones``: zone names; each record goes to the longest one containing it. ``chunks`` and
+    ``texts``: lists parallel to ``records`` (``records | map(attribute='value') |
+    map('txt_chunks')`` and ``map('txt_strings')``), used for TXT records only. ``guess``: place
+    records outside every zone with ``guess_zone`` (zone fragments) instead of leaving them out.
+    Returns ``{records: [...], outside: [...]}``.
+    """
+    zones = [_fqdn(z) for z in zones]
+    for extra, what in ((chunks, "chunks"), (texts, "texts")):
+        if extra is not None and len(extra) != len(records):
+            raise AnsibleFilterError("dns_zone_records: %s must be parallel to records" % what)
+    out, outside = [], []
+    for index, record in enumerate(records):
+        item = dict(record)
+        item["ttl"] = int(record.get("ttl") or ttl)
+        if record["type"] == "TXT":
+            if chunks is not None:
+                item["strings"] = list(chunks[index])
+            if texts is not None:
+                item["text"] = texts[index]
+        zone = zone_of(record["name"], zones)
+        if zone is None and guess:
+            zone = guess_zone(record)
+        if zone is None:
+            outside.append(item)
+            continue
+        item["zone"] = zone.rstrip(".")
+        out.append(item)
+    return {"records": out, "outside": outside}
+
+
+def dns_zone_fragments(records, header, domains=()):
+    """Zone fragment files: ``{"<zone>.zone": text}``, one per zone, records in the given order.
+
+    ``records``: ``dns_zone_records(..., texts=..., guess=True).records`` (TXT records carry their
+    zone-file ``text``, made by ``txt_strings``); ``header``: comment lines (``ansible_managed``)
+    put first in every file. ``domains``: the mail domains; a zone that is none of them gets a
+    note that someone else publishes it. Owner names are absolute: a fragment works at any $ORIGIN.
+    """
+    ours = {str(d["name"] if isinstance(d, Mapping) else d).lower().rstrip(".") for d in domains}
+    grouped = {}
+    for record in records:
+        grouped.setdefault(record["zone"], []).append(record)
+    files = {}
+    for zone in sorted(grouped):
+        lines = [line.rstrip() for line in header.rstrip("\n").splitlines()]
+        lines.append("; Records for zone %s. Paste them into the zone or $INCLUDE this file;" % zone)
+        lines.append("; owner names are fully qualified, so $ORIGIN does not matter.")
+        if zone not in ours:
+            lines.append("; %s is not one of this inventory's mail domains: these records must be" % zone)
+            lines.append("; published by whoever runs that zone (DMARC report authorizations, MX hosts).")
+        items = grouped[zone]
+        width = max(len(r["name"]) for r in items)
+        for record in items:
+            if record["type"] == "TXT":
+                if "text" not in record:
+                    raise AnsibleFilterError("dns_zone_fragments: TXT %s has no text (pass texts= to "
+                                             "dns_zone_records)" % record["name"])
+                text = record["text"]
+            else:
+                text = record["value"]
+            lines.append("%-*s %6d IN %-5s %s" % (width, record["name"], int(record["ttl"]), record["type"], text))
+        files["%s.zone" % zone] = "\n".join(lines) + "\n"
+    return files
+
+
+class FilterModule:
+    """dns role filters."""
+
+    def filters(self):
+        return {
+            "dns_merge_hosts": dns_merge_hosts,
+            "dns_select": dns_select,
+            "dns_zones": dns_zones,
+            "dns_zone_records": dns_zone_records,
+            "dns_zone_fragments": dns_zone_fragments,
+        }

@@ -1,0 +1,177 @@
+"""Unit tests for roles/dns/filter_plugins/mailward_dns.py (merge, selection, zones, fragments)."""
+
+import importlib.util
+import os
+
+import dns.rdatatype
+import dns.zone
+import pytest
+from ansible.errors import AnsibleFilterError
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+plan = _load("roles/dns/filter_plugins/mailward_dns.py", "_mailward_dns_under_test")
+inventory = _load("filter_plugins/mailward_inventory.py", "_mailward_inventory_for_dns_tests")
+records_mod = _load("filter_plugins/mailward_records.py", "_mailward_records_for_dns_tests")
+
+
+def _pub(key):
+    from cryptography.hazmat.primitives import serialization
+
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+@pytest.fixture(scope="module")
+def rsa_pem():
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return _pub(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+@pytest.fixture(scope="module")
+def other_rsa_pem():
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return _pub(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+DOMAINS = [
+    {"name": "example.test", "mx": [{"host": "mx1.example.test", "priority": 10}],
+     "dkim": [{"selector": "s1", "type": "rsa"}],
+     "dmarc": {"p": "reject", "rua": ["mailto:d@partner.test"]},
+     "mta_sts": {"mode": "enforce"}, "tlsrpt": {"rua": ["mailto:t@example.test"]}, "tlsa": True},
+]
+
+
+def _hostvars(rsa_pem, **overrides):
+    base = {
+        "mx1": {"mail_domains_normalized": inventory.mail_domains_normalize(DOMAINS, "mx1", "mx1.example.test"),
+                "mail_hostname": "mx1.example.test", "mail_public_ipv4": "192.0.2.1",
+                "opendkim_public_keys": [{"domain": "example.test", "selector": "s1", "type": "rsa",
+                                          "public_key": rsa_pem}]},
+        "mx2": {"mail_domains_normalized": inventory.mail_domains_normalize(DOMAINS, "mx2", "mx2.example.test"),
+                "mail_hostname": "mx2.example.test",
+                "opendkim_public_keys": [{"domain": "example.test", "selector": "s1", "type": "rsa",
+                                          "public_key": rsa_pem + "\n"}]},
+    }
+    for host, values in overrides.items():
+        base[host].update(values)
+    return base
+
+
+def test_merge_dedupes_domains_and_keys(rsa_pem):
+    merged = plan.dns_merge_hosts(["mx1", "mx2"], _hostvars(rsa_pem))
+    assert [d["name"] for d in merged["domains"]] == ["example.test"]
+    assert len(merged["public_keys"]) == 1
+    assert merged["mx_hosts"] == [{"name": "mx1.example.test", "ipv4": "192.0.2.1"}, {"name": "mx2.example.test"}]
+    assert any("TLSA mx1.example.test" in n and "dns_tlsa_cert_pem" in n for n in merged["notes"])
+
+
+def test_merge_refuses_a_domain_described_differently(rsa_pem):
+    other = [dict(DOMAINS[0], dmarc={"p": "none"})]
+    hostvars = _hostvars(rsa_pem, mx2={"mail_domains_normalized": inventory.mail_domains_normalize(
+        other, "mx2", "mx2.example.test")})
+    with pytest.raises(AnsibleFilterError) as info:
+        plan.dns_merge_hosts(["mx1", "mx2"], hostvars)
+    message = str(info.value)
+    assert "domain example.test" in message and "mx1" in message and "mx2" in message and "dmarc" in message
+
+
+def test_merge_refuses_different_keys_for_one_selector(rsa_pem, other_rsa_pem):
+    hostvars = _hostvars(rsa_pem, mx2={"opendkim_public_keys": [
+        {"domain": "example.test", "selector": "s1", "type": "rsa", "public_key": other_rsa_pem}]})
+    with pytest.raises(AnsibleFilterError) as info:
+        plan.dns_merge_hosts(["mx1", "mx2"], hostvars)
+    message = str(info.value)
+    assert "domain example.test selector s1" in message and "hosts mx1 and mx2" in message
+
+
+def test_merge_refuses_one_mx_name_with_two_addresses(rsa_pem):
+    hostvars = _hostvars(rsa_pem, mx2={"mail_hostname": "mx1.example.test", "mail_public_ipv4": "192.0.2.9"})
+    with pytest.raises(AnsibleFilterError, match="mx host mx1.example.test: hosts mx1 and mx2"):
+        plan.dns_merge_hosts(["mx1", "mx2"], hostvars)
+
+
+def test_merge_notes_a_selector_without_key(rsa_pem):
+    merged = plan.dns_merge_hosts(["mx1"], _hostvars(rsa_pem, mx1={"opendkim_public_keys": []}))
+    assert any("DKIM example.test selector s1: no public key" in n for n in merged["notes"])
+
+
+def test_merge_needs_the_normalized_domains():
+    with pytest.raises(AnsibleFilterError, match="host mx1: mail_domains_normalized is not set"):
+        plan.dns_merge_hosts(["mx1"], {"mx1": {}})
+
+
+def test_select_maps_manage_types_to_kinds():
+    recs = [{"name": "a.", "type": "TXT", "kind": k} for k in plan.KIND_TO_TYPE]
+    assert {r["kind"] for r in plan.dns_select(recs, ["DMARC_REPORT", "ADDRESS"])} == {"dmarc_report_auth", "a", "aaaa"}
+    assert plan.dns_select(recs, list(plan.MANAGE_TYPES)) == recs
+    with pytest.raises(AnsibleFilterError, match="unknown SPF1"):
+        plan.dns_select(recs, ["SPF1"])
+    with pytest.raises(AnsibleFilterError, match="unknown kind 'caa'"):
+        plan.dns_select([{"name": "a.", "type": "CAA", "kind": "caa"}], ["MX"])
+
+
+def test_zone_of_prefers_the_longest_zone():
+    zones = ["example.test.", "sub.example.test."]
+    assert plan.zone_of("_dmarc.sub.example.test.", zones) == "sub.example.test."
+    assert plan.zone_of("example.test.", zones) == "example.test."
+    assert plan.zone_of("badexample.test.", zones) is None
+
+
+def test_zones_auto_and_mapping():
+    assert plan.dns_zones([{"name": "b.test"}, {"name": "a.test"}], "auto") == ["a.test.", "b.test."]
+    assert plan.dns_zones([{"name": "lists.a.test"}], {"lists.a.test": "a.test"}) == ["a.test."]
+    with pytest.raises(AnsibleFilterError, match="does not contain it"):
+        plan.dns_zones([{"name": "a.test"}], {"a.test": "b.test"})
+
+
+def test_zone_records_attach_zone_ttl_and_txt_forms():
+    recs = [{"name": "a.test.", "type": "TXT", "value": "v=spf1 -all", "kind": "spf"},
+            {"name": "a.test._report._dmarc.elsewhere.test.", "type": "TXT", "value": "v=DMARC1",
+             "kind": "dmarc_report_auth"},
+            {"name": "a.test.", "type": "MX", "value": "10 mx.a.test.", "kind": "mx"}]
+    out = plan.dns_zone_records(recs, ["a.test"], 300, chunks=[["v=spf1 -all"], ["v=DMARC1"], ["x"]])
+    assert [r["zone"] for r in out["records"]] == ["a.test", "a.test"]
+    assert out["records"][0]["strings"] == ["v=spf1 -all"] and out["records"][0]["ttl"] == 300
+    assert "strings" not in out["records"][1]
+    assert [r["name"] for r in out["outside"]] == ["a.test._report._dmarc.elsewhere.test."]
+    guessed = plan.dns_zone_records(recs, ["a.test"], 300, guess=True)
+    assert guessed["outside"] == [] and guessed["records"][1]["zone"] == "elsewhere.test"
+
+
+def test_fragments_parse_back_to_the_generated_records(rsa_pem):
+    """records -> zone fragment -> dnspython parse gives the same names, types and values."""
+    hostvars = _hostvars(rsa_pem)
+    merged = plan.dns_merge_hosts(["mx1", "mx2"], hostvars)
+    recs = inventory.mail_domains_records(merged["domains"], public_keys=merged["public_keys"],
+                                          mx_hosts=merged["mx_hosts"])
+    texts = [records_mod.txt_strings(r["value"]) for r in recs]
+    placed = plan.dns_zone_records(recs, ["example.test"], 3600, texts=texts, guess=True)["records"]
+    files = plan.dns_zone_fragments(placed, "; managed\n", merged["domains"])
+    assert set(files) == {"example.test.zone", "partner.test.zone"}
+    assert "is not one of this inventory's mail domains" in files["partner.test.zone"]
+    assert files["example.test.zone"].startswith("; managed\n")
+    got = set()
+    for name, text in files.items():
+        zone = dns.zone.from_text(text, origin=name[:-len(".zone")] + ".", relativize=False, check_origin=False)
+        for owner, rdataset in zone.iterate_rdatasets():
+            for rdata in rdataset:
+                value = (b"".join(rdata.strings).decode() if rdata.rdtype == dns.rdatatype.TXT
+                         else rdata.to_text())
+                got.add((owner.to_text(), dns.rdatatype.to_text(rdata.rdtype), value))
+    assert got == {(r["name"], r["type"], r["value"]) for r in recs}
+
+
+def test_fragments_need_txt_text():
+    with pytest.raises(AnsibleFilterError, match="has no text"):
+        plan.dns_zone_fragments([{"zone": "a.test", "name": "a.test.", "type": "TXT", "value": "x", "ttl": 1}], ";")
