@@ -33,7 +33,7 @@ _records = _load_records_module()
 
 _DOMAIN_KEYS = ("name", "mx", "spf", "dkim", "dmarc", "mta_sts", "tlsrpt", "tlsa")
 _MX_KEYS = ("host", "priority")
-_DKIM_KEYS = ("selector", "type", "bits")
+_DKIM_KEYS = ("selector", "type", "bits", "hosts")
 _STS_KEYS = ("mode", "max_age", "id")
 _TLSRPT_KEYS = ("rua",)
 _MX_HOST_KEYS = ("name", "ipv4", "ipv6", "cert_pem")
@@ -215,6 +215,16 @@ def _normalize_dkim(problems, prefix, value):
                 problems.add(prefix, base + ".bits", "%s: must be an integer 2048..4096 "
                              "(RFC 8301 §3.2)" % _show(item.get("bits")))
             entry["bits"] = bits
+        hosts = item.get("hosts")
+        if hosts is not None:
+            if isinstance(hosts, str):
+                hosts = [hosts]
+            if not isinstance(hosts, (list, tuple)) or not hosts \
+                    or not all(isinstance(h, str) and h for h in hosts):
+                problems.add(prefix, base + ".hosts", "%s: must be a non-empty list of inventory "
+                             "host names (the hosts that hold and sign with this selector)" % _show(hosts))
+            else:
+                entry["hosts"] = list(hosts)
         out.append(entry)
     return out
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 
-def dkim_key_list(domains, keys_dir):
-    """Flatten normalized mail_domains into one item per DKIM key.
+def dkim_key_list(domains, keys_dir, host=None):
+    """Flatten normalized mail_domains into one item per DKIM key held by ``host``.
+
+    A selector with a ``hosts`` list belongs only to those inventory hosts (several MX hosts
+    serving one domain each sign with a selector of their own); one without belongs to every
+    host. ``host=None`` keeps every selector.
 
     Each item: ``{domain, selector, type, bits, path, dns_name}`` where ``path`` is
     ``<keys_dir>/<domain>/<selector>.private`` and ``dns_name`` is
@@ -16,6 +20,8 @@ def dkim_key_list(domains, keys_dir):
     for domain in domains or []:
         name = domain["name"]
         for sel in domain.get("dkim") or []:
+            if host is not None and sel.get("hosts") and host not in sel["hosts"]:
+                continue
             key_type = sel.get("type", "rsa")
             items.append({
                 "domain": name,

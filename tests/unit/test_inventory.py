@@ -314,3 +314,14 @@ def test_values_with_line_breaks_stay_on_their_problem_line():
     assert len(lines) == 2, lines
     assert "(ex\\nample.test): name: 'ex\\nample.test'" in lines[0]
     assert "spf.include: 'a\\nb.example.net'" in lines[1]
+
+
+def test_dkim_selector_hosts_kept_and_checked():
+    from mailward_inventory import mail_domains_normalize as normalize
+    out = normalize([{"name": "example.com", "dkim": [
+        {"selector": "mx1", "hosts": ["mx1.example.com"]}, {"selector": "mx2", "hosts": "mx2.example.com"}]}],
+        "mx1.example.com", "mx1.example.com")
+    assert out[0]["dkim"][0]["hosts"] == ["mx1.example.com"]
+    assert out[0]["dkim"][1]["hosts"] == ["mx2.example.com"]
+    with pytest.raises(Exception, match=r"dkim\[0\]\.hosts"):
+        normalize([{"name": "example.com", "dkim": [{"selector": "s", "hosts": []}]}], "h", "mx.example.com")

@@ -49,3 +49,14 @@ def test_milter_socket_refused(socket):
 def test_milter_port():
     assert milter_port("inet:8893@localhost") == 8893
     assert milter_port("local:/run/x.sock") is None
+
+
+def test_dkim_key_list_keeps_the_selectors_of_this_host():
+    domains = [{"name": "example.com", "dkim": [
+        {"selector": "mx1", "type": "rsa", "bits": 2048, "hosts": ["mx1.example.com"]},
+        {"selector": "mx2", "type": "rsa", "bits": 2048, "hosts": ["mx2.example.com"]},
+        {"selector": "all", "type": "ed25519"},
+    ]}]
+    assert [k["selector"] for k in dkim_key_list(domains, "/k", "mx1.example.com")] == ["mx1", "all"]
+    assert [k["selector"] for k in dkim_key_list(domains, "/k", "mx2.example.com")] == ["mx2", "all"]
+    assert [k["selector"] for k in dkim_key_list(domains, "/k")] == ["mx1", "mx2", "all"]
