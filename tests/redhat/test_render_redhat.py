@@ -169,3 +169,14 @@ def test_opendmarc_accepts_the_el_config(rendered, tmp_path):
     path.write_text(conf)
     rc, out = run([need("opendmarc"), "-n", "-c", str(path)])
     assert rc == 0, out
+
+
+def test_submission_service_on_el(rendered):
+    rc, out = run([need("postconf"), "-c", str(rendered / "postfix"), "-M", "submission/inet"])
+    assert rc == 0, out
+    fields = out.split()
+    assert fields[:8] == ["submission", "inet", "n", "-", "n", "-", "-", "smtpd"], out
+    for option in ("smtpd_tls_security_level=encrypt", "smtpd_sasl_type=dovecot", "smtpd_tls_auth_only=yes",
+                   "smtpd_sender_restrictions=reject_sender_login_mismatch,reject_non_fqdn_sender",
+                   "smtpd_relay_restrictions=permit_sasl_authenticated,reject"):
+        assert "-o " + option in out, (option, out)

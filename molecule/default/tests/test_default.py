@@ -174,3 +174,73 @@ def test_smtp_session_signs_and_delivers(host):
     ).stdout
     assert "Message-ID: <molecule-1@example.test>" in mailbox, mailbox or host.run("journalctl -n 40 --no-pager").stdout
     assert re.search(r"DKIM-Signature: v=1; a=rsa-sha256;.*d=example\.test;\s+s=mw2026r;", mailbox, re.S), mailbox
+
+
+SUBMISSION_CLIENT = """
+import smtplib, ssl
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+def tls():
+    s = smtplib.SMTP("127.0.0.1", 587, local_hostname="client.example.test")
+    s.starttls(context=ctx); s.ehlo(); return s
+"""
+
+
+def test_submission_offers_auth_only_after_tls(host):
+    out = smtp_dialogue(host, SUBMISSION_CLIENT + """
+s = smtplib.SMTP("127.0.0.1", 587, local_hostname="client.example.test"); s.ehlo()
+print("AUTH-BEFORE-TLS", s.has_extn("auth"))
+print("MAIL-BEFORE-TLS", s.docmd("MAIL FROM:<alice@example.test>")[0])
+s = tls()
+print("AUTH-AFTER-TLS", s.esmtp_features.get("auth", "").split())
+print("TLS", s.sock.version())
+""")
+    assert "AUTH-BEFORE-TLS False" in out, out
+    assert "MAIL-BEFORE-TLS 530" in out, out
+    assert "AUTH-AFTER-TLS ['PLAIN', 'LOGIN']" in out, out
+    assert "TLS TLSv1.3" in out or "TLS TLSv1.2" in out, out
+
+
+def test_submission_login_and_sender_ownership(host):
+    host.run("rm -f /var/mail/root")
+    out = smtp_dialogue(host, SUBMISSION_CLIENT + """
+s = tls()
+try:
+    s.login("alice@example.test", "wrong-password"); print("WRONG accepted")
+except smtplib.SMTPAuthenticationError as e:
+    print("WRONG", e.smtp_code)
+s = tls(); print("LOGIN", s.login("alice@example.test", "molecule-alice-pw")[0])
+print("OTHER-SENDER", s.docmd("MAIL FROM:<bob@example.org>")[0], s.docmd("RCPT TO:<root@example.test>")[0])
+s.rset()
+print("EXTRA-SENDER", s.docmd("MAIL FROM:<sales@example.test>")[0], s.docmd("RCPT TO:<root@example.test>")[0])
+s.rset()
+msg = ("From: alice@example.test\\r\\nTo: root@example.test\\r\\nSubject: submitted\\r\\n"
+       "Message-ID: <submission-1@example.test>\\r\\nDate: Mon, 23 Nov 2026 09:00:00 +0000\\r\\n\\r\\nhi\\r\\n")
+print("SENT", s.sendmail("alice@example.test", ["root@example.test"], msg))
+""")
+    assert "WRONG 535" in out, out
+    assert "LOGIN 235" in out, out
+    assert "OTHER-SENDER 250 553" in out, out
+    assert "EXTRA-SENDER 250 250" in out, out
+    assert "SENT {}" in out, out
+    mailbox = host.run(
+        "for i in $(seq 1 20); do grep -q submission-1 /var/mail/root 2>/dev/null && break; sleep 0.5; done;"
+        " cat /var/mail/root"
+    ).stdout
+    assert "<submission-1@example.test>" in mailbox, mailbox
+    assert re.search(r"DKIM-Signature: v=1; a=rsa-sha256;.*d=example\.test;", mailbox, re.S), mailbox
+
+
+def test_no_auth_on_port_25(host):
+    out = smtp_dialogue(host, SUBMISSION_CLIENT + """
+s = smtplib.SMTP("127.0.0.1", 25, local_hostname="client.example.test"); s.starttls(context=ctx); s.ehlo()
+print("AUTH-ON-25", s.has_extn("auth"))
+""")
+    assert "AUTH-ON-25 False" in out, out
+
+
+def test_sasl_users_file_holds_only_hashes(host):
+    users = host.file("/etc/dovecot/mailward-users")
+    assert users.mode == 0o640 and users.user == "root" and users.group == "dovecot", (oct(users.mode), users.user)
+    content = host.check_output("cat /etc/dovecot/mailward-users")
+    assert "molecule-alice-pw" not in content and "molecule-bob-pw" not in content
+    assert re.search(r"^alice@example\.test:\{SHA512-CRYPT\}\$6\$", content, re.M), content
