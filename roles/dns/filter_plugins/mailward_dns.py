@@ -144,14 +144,18 @@ def _fqdn(name):
 
 
 def zone_of(name, zones):
-    """The longest zone (trailing dot) that contains ``name``, or None."""
+    """The longest zone (trailing dot) that contains ``name``, or None.
+
+    ``zones``: names with trailing dot; a set is fastest (each suffix of the name is looked up).
+    """
+    if not isinstance(zones, (set, frozenset, dict)):
+        zones = set(zones)
     name = _fqdn(name)
-    best = None
-    for zone in zones:
-        if name == zone or name.endswith("." + zone):
-            if best is None or len(zone) > len(best):
-                best = zone
-    return best
+    while name:
+        if name in zones:
+            return name
+        name = name.split(".", 1)[1] if "." in name[:-1] else ""
+    return None
 
 
 def guess_zone(record):
@@ -201,7 +205,7 @@ def dns_zone_records(records, zones, ttl, chunks=None, texts=None, guess=False):
     records outside every zone with ``guess_zone`` (zone fragments) instead of leaving them out.
     Returns ``{records: [...], outside: [...]}``.
     """
-    zones = [_fqdn(z) for z in zones]
+    zones = {_fqdn(z) for z in zones}
     for extra, what in ((chunks, "chunks"), (texts, "texts")):
         if extra is not None and len(extra) != len(records):
             raise AnsibleFilterError("dns_zone_records: %s must be parallel to records" % what)

@@ -19,8 +19,17 @@ description:
     (site verifications...) are left alone. Other rrsets (MX, TLSA, DKIM TXT) are owned whole.
   - TXT values are compared as the concatenation of their strings, so a record split
     differently by someone else is not rewritten.
+  - After an update the zone is read again; a server that accepted the update but ignored part
+    of it (BIND does so silently for data next to a CNAME) is reported as an error.
+  - With I(cache), a zone is only read when its SOA serial differs from the one at which it was
+    last found matching, or when the wanted records changed. The serials of all zones are asked
+    with queries pipelined over one TCP connection, so a re-run with nothing to change costs one
+    small query per zone, not one transfer.
   - Supports check mode and diff mode. Runs where dnspython is installed (the controller).
 options:
+  records_json:
+    description: The same list as a JSON text (cheaper to pass for thousands of records). One of the two is required.
+    type: str
   records:
     description:
       - Every wanted record. C(name) absolute (trailing dot optional), C(type), C(value) the RDATA
@@ -29,7 +38,6 @@ options:
         it the value is split every 255 bytes (never inside a UTF-8 character).
     type: list
     elements: dict
-    required: true
   server:
     description: Primary name server (address or host name) that accepts updates.
     type: str
@@ -61,9 +69,17 @@ options:
     type: float
     default: 10
   workers:
-    description: Zones processed in parallel.
+    description: Zones transferred or updated in parallel (BIND allows 10 transfers out at once).
     type: int
-    default: 8
+    default: 4
+  cache:
+    description:
+      - JSON file on the controller remembering, per server and zone, the SOA serial at which the zone
+        last matched and a digest of the wanted records. Empty reads every zone on every run.
+      - It trusts the serial: a zone edited by hand without a serial change is not read again until
+        the serial or the wanted records change.
+    type: path
+    default: ""
 author: mailward
 """
 
@@ -86,7 +102,11 @@ changes:
   type: list
   returned: always
 zones:
-  description: Number of zones read.
+  description: Number of zones with wanted records.
+  type: int
+  returned: always
+zones_read:
+  description: How many of them had to be read (the others matched the cache).
   type: int
   returned: always
 updated_zones:
@@ -95,7 +115,13 @@ updated_zones:
   returned: always
 """
 
+import functools
+import hashlib
+import json
+import os
 import socket
+import struct
+import tempfile
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
@@ -145,6 +171,7 @@ def chunk_txt(value):
     return chunks or [b""]
 
 
+@functools.lru_cache(maxsize=None)
 def absolute(name):
     """A dns.name.Name from a text name, always absolute and lower case."""
     text = name if name.endswith(".") else name + "."
@@ -194,31 +221,64 @@ def owned_whole(name, rdtype):
     return b"_domainkey" in name.labels
 
 
-def group_wanted(records):
-    """Group the wanted records by zone, then (name, type): {zone: {(name, type): (ttl, [rdata])}}."""
+@functools.lru_cache(maxsize=None)
+def _rdtype(text):
+    return dns.rdatatype.from_text(text)
+
+
+def _fqdn(text):
+    text = str(text).lower()
+    return text if text.endswith(".") else text + "."
+
+
+def group_records(records):
+    """Group the wanted records by zone, then (owner text, type), without parsing the values.
+
+    Returns {zone Name: {(owner with trailing dot, rdtype): (ttl, [record])}}.
+    """
     zones = {}
     for record in records:
         for key in ("zone", "name", "type", "value"):
             if record.get(key) is None or (key != "value" and record.get(key) == ""):
                 raise PlanError("record %r: %s is missing" % (record, key))
-        zone = absolute(record["zone"])
-        name = absolute(record["name"])
-        if not name.is_subdomain(zone):
+        zone = _fqdn(record["zone"])
+        name = _fqdn(record["name"])
+        if name != zone and not name.endswith("." + zone):
             raise PlanError("%s is not inside zone %s" % (name, zone))
-        rdata = make_rdata(record)
+        try:
+            rdtype = _rdtype(record["type"])
+        except dns.exception.DNSException:
+            raise PlanError("%s: unknown record type %r" % (name, record["type"]))
         ttl = int(record.get("ttl") or 3600)
         rrsets = zones.setdefault(zone, {})
-        key = (name, rdata.rdtype)
+        key = (name, rdtype)
         if key in rrsets:
-            old_ttl, rdatas = rrsets[key]
-            if old_ttl != ttl:
+            if rrsets[key][0] != ttl:
                 raise PlanError("%s %s: records with different TTLs (%d, %d); one rrset has one TTL"
-                                % (name, record["type"], old_ttl, ttl))
-            if all(rdata_key(r) != rdata_key(rdata) for r in rdatas):
-                rdatas.append(rdata)
+                                % (name, record["type"], rrsets[key][0], ttl))
+            rrsets[key][1].append(record)
         else:
-            rrsets[key] = (ttl, [rdata])
-    return zones
+            rrsets[key] = (ttl, [record])
+    return {absolute(zone): rrsets for zone, rrsets in zones.items()}
+
+
+def build_rrsets(rrsets):
+    """{(owner text, rdtype): (ttl, [record])} -> {(Name, rdtype): (ttl, [rdata])}, duplicates dropped."""
+    out = {}
+    for key, (ttl, records) in rrsets.items():
+        rdatas, seen = [], set()
+        for record in records:
+            rdata = make_rdata(record)
+            if rdata_key(rdata) not in seen:
+                seen.add(rdata_key(rdata))
+                rdatas.append(rdata)
+        out[(absolute(key[0]), key[1])] = (ttl, rdatas)
+    return out
+
+
+def group_wanted(records):
+    """{zone: {(name, rdtype): (ttl, [rdata])}} of the wanted records."""
+    return {zone: build_rrsets(rrsets) for zone, rrsets in group_records(records).items()}
 
 
 def diff_rrset(name, rdtype, ttl, wanted, current):
@@ -271,8 +331,96 @@ def present(name, ttl, rdata):
 
 
 # ------------------------------------------------------------------------------------------
+# Serial cache: a zone whose SOA serial is the one at which we last found it matching, and
+# whose wanted records are the same as then, needs no read.
+# ------------------------------------------------------------------------------------------
+
+CACHE_FORMAT = 1
+
+
+def zone_digest(rrsets):
+    """A stable digest of what we want in one zone: names, types, TTLs and values as given."""
+    lines = []
+    for (name, rdtype), (ttl, records) in rrsets.items():
+        values = sorted(str(r["value"]) for r in records)
+        lines.append("%s %d %d %s" % (name, rdtype, ttl, "|".join(values)))
+    return hashlib.sha256("\n".join(sorted(lines)).encode("utf-8")).hexdigest()
+
+
+def load_cache(path, server_id):
+    """{zone text: [serial, digest]} verified earlier for this server, or {}."""
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    if data.get("format") != CACHE_FORMAT:
+        return {}
+    return data.get("servers", {}).get(server_id, {})
+
+
+def save_cache(path, server_id, zones):
+    """Replace this server's entries atomically (other servers' entries are kept)."""
+    if not path:
+        return
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        if data.get("format") != CACHE_FORMAT:
+            raise ValueError
+    except (OSError, ValueError):
+        data = {"format": CACHE_FORMAT, "servers": {}}
+    data["servers"][server_id] = zones
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".dns-nsupdate-cache.", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, sort_keys=True)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------
 # Network
 # ------------------------------------------------------------------------------------------
+
+
+def _recv_exact(handle, size):
+    data = handle.read(size)
+    if len(data) != size:
+        raise EOFError("connection closed by the server")
+    return data
+
+
+def _skip_name(wire, pos):
+    """Position after a (possibly compressed) name in a DNS message."""
+    while True:
+        length = wire[pos]
+        if length & 0xC0 == 0xC0:
+            return pos + 2
+        if length == 0:
+            return pos + 1
+        pos += 1 + length
+
+
+def _soa_answer(wire):
+    """(id, serial) of a plain authoritative NOERROR answer holding one SOA, else None."""
+    ident, flags, qdcount, ancount = struct.unpack("!HHHH", wire[:8])
+    if flags & 0x000F or not flags & 0x0400 or qdcount != 1 or ancount < 1:
+        return None
+    pos = _skip_name(wire, 12) + 4
+    for _ in range(ancount):
+        pos = _skip_name(wire, pos)
+        rtype, _, _, rdlength = struct.unpack("!HHIH", wire[pos:pos + 10])
+        pos += 10
+        if rtype == 5:  # a CNAME: let dnspython explain
+            return None
+        if rtype == 6:
+            rdata = _skip_name(wire, _skip_name(wire, pos))
+            return ident, struct.unpack("!I", wire[rdata:rdata + 4])[0]
+        pos += rdlength
+    return None
 
 
 class Server:
@@ -286,54 +434,151 @@ class Server:
         if key_name:
             self.key = dns.tsig.Key(dns.name.from_text(key_name), key_secret, key_algorithm)
 
-    def read_axfr(self, zone):
-        """Every rrset of the zone: {(name, rdtype): rdataset}."""
-        current = {}
-        keyring = {self.key.name: self.key} if self.key else None
+    def _tsig(self):
+        if not self.key:
+            return {}
+        return {"keyring": {self.key.name: self.key}, "keyname": self.key.name, "keyalgorithm": self.key.algorithm}
+
+    def query_many(self, questions, window=100):
+        """Answer [(name, rdtype)] with non-recursive queries pipelined over one TCP connection.
+
+        Returns the responses in the same order. Falls back to one query at a time if the
+        server does not keep the connection open.
+        """
+        responses = [None] * len(questions)
         try:
-            for message in dns.query.xfr(self.address, zone, port=self.port, keyring=keyring,
-                                         keyname=self.key.name if self.key else None,
-                                         keyalgorithm=self.key.algorithm if self.key else dns.tsig.default_algorithm,
-                                         relativize=False, lifetime=self.timeout, timeout=self.timeout):
+            with socket.create_connection((self.address, self.port), timeout=self.timeout) as sock:
+                handle = sock.makefile("rb")
+                for start in range(0, len(questions), window):
+                    pending, wire = {}, bytearray()
+                    for offset, (name, rdtype) in enumerate(questions[start:start + window]):
+                        query = dns.message.make_query(name, rdtype)
+                        query.flags &= ~dns.flags.RD
+                        query.id = offset
+                        data = query.to_wire()
+                        wire += len(data).to_bytes(2, "big") + data
+                        pending[offset] = query
+                    sock.sendall(wire)
+                    while pending:
+                        size = int.from_bytes(_recv_exact(handle, 2), "big")
+                        response = dns.message.from_wire(_recv_exact(handle, size))
+                        query = pending.pop(response.id, None)
+                        if query is None or not query.is_response(response):
+                            raise EOFError("unexpected response")
+                        responses[start + response.id] = response
+        except (OSError, EOFError, dns.exception.DNSException):
+            pass
+        for index, response in enumerate(responses):
+            if response is None:
+                name, rdtype = questions[index]
+                query = dns.message.make_query(name, rdtype)
+                query.flags &= ~dns.flags.RD
+                responses[index] = dns.query.udp_with_fallback(query, self.address, timeout=self.timeout,
+                                                               port=self.port)[0]
+        return responses
+
+    def check_answer(self, zone, name, rdtype, response):
+        """Refuse an error or a non-authoritative answer (wrong server, zone not served)."""
+        rcode = response.rcode()
+        if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            raise PlanError("zone %s: query %s %s answered %s" % (zone, name, dns.rdatatype.to_text(rdtype),
+                                                                  dns.rcode.to_text(rcode)))
+        if not response.flags & dns.flags.AA:
+            raise PlanError("zone %s: %s is not authoritative for %s (is the zone served there?)"
+                            % (zone, self.address, name))
+
+    def serials(self, zones, window=200):
+        """{zone: SOA serial, or a PlanError}: queries pipelined over one TCP connection, parsed
+        without dnspython (a thousand zones cost a fraction of a second). Anything unexpected
+        falls back to one dnspython query for that zone."""
+        out = {}
+        try:
+            with socket.create_connection((self.address, self.port), timeout=self.timeout) as sock:
+                handle = sock.makefile("rb")
+                for start in range(0, len(zones), window):
+                    batch = zones[start:start + window]
+                    wire = bytearray()
+                    for offset, zone in enumerate(batch):
+                        query = struct.pack("!HHHHHH", offset, 0, 1, 0, 0, 0) + zone.to_wire() + b"\x00\x06\x00\x01"
+                        wire += struct.pack("!H", len(query)) + query
+                    sock.sendall(wire)
+                    for _ in batch:
+                        size = struct.unpack("!H", _recv_exact(handle, 2))[0]
+                        answer = _soa_answer(_recv_exact(handle, size))
+                        if answer is not None and answer[0] < len(batch):
+                            out[batch[answer[0]]] = answer[1]
+        except (OSError, EOFError, struct.error, IndexError):
+            pass
+        for zone in zones:
+            serial = out.get(zone)
+            if isinstance(serial, int) and not isinstance(serial, bool):
+                continue
+            try:
+                out[zone] = self._serial_slow(zone)
+            except PlanError as exc:
+                out[zone] = exc
+            except (dns.exception.DNSException, OSError) as exc:
+                out[zone] = PlanError("zone %s: SOA query: %s: %s" % (zone, type(exc).__name__, exc))
+        return out
+
+    def _serial_slow(self, zone):
+        (response,) = self.query_many([(zone, dns.rdatatype.SOA)])
+        self.check_answer(zone, zone, dns.rdatatype.SOA, response)
+        rrset = response.get_rrset(response.answer, zone, dns.rdataclass.IN, dns.rdatatype.SOA)
+        if rrset is None:
+            raise PlanError("zone %s: %s has no SOA for it (not a zone apex? set dns_nsupdate_zone)"
+                            % (zone, self.address))
+        return rrset[0].serial
+
+    def read_axfr(self, zone):
+        """(serial, {(name, rdtype): rdataset}) of the whole zone."""
+        current, serial = {}, None
+        try:
+            for message in dns.query.xfr(self.address, zone, port=self.port, relativize=False,
+                                         lifetime=self.timeout, timeout=self.timeout, **self._tsig()):
                 for rrset in message.answer:
+                    if rrset.rdtype == dns.rdatatype.SOA and rrset.name == zone:
+                        serial = rrset[0].serial
                     key = (rrset.name, rrset.rdtype)
                     if key in current:
                         current[key].union_update(rrset)
                     else:
                         current[key] = rrset
-        except dns.exception.FormError as exc:
-            raise PlanError("zone %s: AXFR from %s failed (%s); allow-transfer for the TSIG key is needed, "
-                            "or read per name with dns_nsupdate_read: query" % (zone, self.address, exc))
-        except dns.xfr.TransferError as exc:
-            raise PlanError("zone %s: AXFR from %s refused: %s; allow-transfer for the TSIG key is needed "
-                            "(or set dns_nsupdate_read: query)" % (zone, self.address, exc))
-        return current
+        except (dns.exception.FormError, dns.xfr.TransferError) as exc:
+            raise PlanError("zone %s: AXFR from %s failed: %s; it needs allow-transfer for the TSIG key "
+                            "(or read per name: dns_nsupdate_read: query); BIND serves at most "
+                            "transfers-out (10) at once: keep workers below" % (zone, self.address, exc))
+        return serial, current
 
-    def read_query(self, zone, wanted_rrsets):
-        """The wanted rrsets (and CNAMEs at their names) by direct, non-recursive queries."""
-        current = {}
-        for (name, rdtype) in wanted_rrsets:
-            query = dns.message.make_query(name, rdtype)
-            query.flags &= ~dns.flags.RD
-            if self.key:
-                query.use_tsig({self.key.name: self.key}, keyname=self.key.name, algorithm=self.key.algorithm)
-            response, _ = dns.query.udp_with_fallback(query, self.address, timeout=self.timeout, port=self.port)
-            rcode = response.rcode()
-            if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-                raise PlanError("zone %s: query %s %s answered %s" % (zone, name, dns.rdatatype.to_text(rdtype),
-                                                                      dns.rcode.to_text(rcode)))
-            if not response.flags & dns.flags.AA:
-                raise PlanError("zone %s: %s is not authoritative for %s" % (zone, self.address, name))
+    def read_query(self, zones_wanted):
+        """{zone: (serial, current)} for the wanted rrsets (and CNAMEs at their names), pipelined."""
+        questions, owners = [], []
+        for zone, wanted_rrsets in zones_wanted.items():
+            questions.append((zone, dns.rdatatype.SOA))
+            owners.append(zone)
+            for (name, rdtype) in wanted_rrsets:
+                questions.append((name, rdtype))
+                owners.append(zone)
+        out = {zone: [None, {}] for zone in zones_wanted}
+        errors = {}
+        for (name, rdtype), zone, response in zip(questions, owners, self.query_many(questions)):
+            try:
+                self.check_answer(zone, name, rdtype, response)
+            except PlanError as exc:
+                errors.setdefault(zone, exc)
+                continue
             for rrset in response.answer:
-                if rrset.name == name and rrset.rdtype in (rdtype, dns.rdatatype.CNAME):
-                    current[(rrset.name, rrset.rdtype)] = rrset
-        return current
+                if rrset.name != name:
+                    continue
+                if rdtype == dns.rdatatype.SOA and rrset.rdtype == rdtype:
+                    out[zone][0] = rrset[0].serial
+                elif rrset.rdtype in (rdtype, dns.rdatatype.CNAME):
+                    out[zone][1][(rrset.name, rrset.rdtype)] = rrset
+        return {zone: errors.get(zone) or tuple(value) for zone, value in out.items()}
 
     def send(self, zone, changes):
         """One UPDATE message with every change of the zone."""
-        update = dns.update.UpdateMessage(zone, keyring=self.key and {self.key.name: self.key},
-                                          keyname=self.key.name if self.key else None,
-                                          keyalgorithm=self.key.algorithm if self.key else dns.tsig.default_algorithm)
+        update = dns.update.UpdateMessage(zone, **self._tsig())
         for name, _, _, delete, _ in changes:
             for rdata in delete:
                 update.delete(name, rdata)
@@ -346,24 +591,101 @@ class Server:
         rcode = response.rcode()
         if rcode != dns.rcode.NOERROR:
             raise PlanError("zone %s: UPDATE refused by %s: %s (is the server primary for the zone, and does "
-                            "allow-update/update-policy grant the key? BIND also refuses an MX whose in-zone target has no A/AAAA; see the server log)" % (zone, self.address, dns.rcode.to_text(rcode)))
+                            "allow-update/update-policy grant the key? BIND also refuses an MX whose in-zone "
+                            "target has no A/AAAA; see the server log)" % (zone, self.address, dns.rcode.to_text(rcode)))
 
 
-def process_zone(server, zone, wanted_rrsets, read, check_mode):
-    """Read, compare and (unless check mode) update one zone. Returns (zone, changes, error)."""
-    try:
-        if read == "axfr":
-            current = server.read_axfr(zone)
+def read_zones(server, read, zones_wanted, workers):
+    """{zone: (serial, current) or PlanError}."""
+    if not zones_wanted:
+        return {}
+    if read == "query":
+        return server.read_query(zones_wanted)
+
+    def one(zone):
+        try:
+            return zone, server.read_axfr(zone)
+        except PlanError as exc:
+            return zone, exc
+        except (dns.exception.DNSException, OSError) as exc:
+            return zone, PlanError("zone %s: %s: %s" % (zone, type(exc).__name__, exc))
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return dict(pool.map(one, list(zones_wanted)))
+
+
+def converge(server, wanted, read, workers, check_mode, cache):
+    """Read, compare, update and verify every zone that the cache cannot vouch for.
+
+    ``wanted``: the output of group_records (values still unparsed).
+
+    Returns (changes {zone: [...]}, errors [text], verified {zone text: [serial, digest]}, read count).
+    """
+    errors, changes, verified = [], {}, {}
+    zones = sorted(wanted, key=lambda z: z.to_text())
+    digests = {zone: zone_digest(wanted[zone]) for zone in zones}
+    todo = {}
+    for zone, serial in server.serials(zones).items():
+        if isinstance(serial, PlanError):
+            errors.append(str(serial))
+        elif cache.get(zone.to_text()) == [serial, digests[zone]]:
+            verified[zone.to_text()] = [serial, digests[zone]]
         else:
-            current = server.read_query(zone, wanted_rrsets)
-        changes = plan_zone(wanted_rrsets, current)
-        if changes and not check_mode:
-            server.send(zone, changes)
-        return zone, changes, None
-    except PlanError as exc:
-        return zone, [], str(exc)
-    except (dns.exception.DNSException, OSError) as exc:
-        return zone, [], "zone %s: %s: %s" % (zone, type(exc).__name__, exc)
+            try:
+                todo[zone] = build_rrsets(wanted[zone])
+            except PlanError as exc:
+                errors.append(str(exc))
+    wanted = todo
+    to_send = {}
+    for zone, state in read_zones(server, read, todo, workers).items():
+        try:
+            if isinstance(state, PlanError):
+                raise state
+            serial, current = state
+            plan = plan_zone(wanted[zone], current)
+        except PlanError as exc:
+            errors.append(str(exc))
+            continue
+        if plan:
+            changes[zone] = plan
+            to_send[zone] = plan
+        elif serial is not None:
+            verified[zone.to_text()] = [serial, digests[zone]]
+    if check_mode or not to_send:
+        return changes, errors, verified, len(todo)
+
+    def send(zone):
+        try:
+            server.send(zone, to_send[zone])
+            return zone, None
+        except PlanError as exc:
+            return zone, str(exc)
+        except (dns.exception.DNSException, OSError) as exc:
+            return zone, "zone %s: UPDATE: %s: %s" % (zone, type(exc).__name__, exc)
+
+    sent = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for zone, error in pool.map(send, list(to_send)):
+            if error:
+                errors.append(error)
+            else:
+                sent.append(zone)
+    # Read back what was sent: a server may accept an update and ignore part of it.
+    for zone, state in read_zones(server, read, {z: wanted[z] for z in sent}, workers).items():
+        try:
+            if isinstance(state, PlanError):
+                raise state
+            serial, current = state
+            left = plan_zone(wanted[zone], current)
+        except PlanError as exc:
+            errors.append(str(exc))
+            continue
+        if left:
+            errors.append("zone %s: after the update the server still differs at %s; it ignored part of "
+                          "the update (see its log)" % (zone, ", ".join(sorted({c[0].to_text() for c in left}))))
+        elif serial is not None:
+            verified[zone.to_text()] = [serial, digests[zone]]
+    return changes, errors, verified, len(todo)
 
 
 def resolve(server):
@@ -377,7 +699,8 @@ def resolve(server):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            records=dict(type="list", elements="dict", required=True),
+            records=dict(type="list", elements="dict"),
+            records_json=dict(type="str"),
             server=dict(type="str", required=True),
             port=dict(type="int", default=53),
             key_name=dict(type="str", default=""),
@@ -386,38 +709,38 @@ def main():
                                choices=["hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"]),
             read=dict(type="str", default="axfr", choices=["axfr", "query"]),
             timeout=dict(type="float", default=10),
-            workers=dict(type="int", default=8),
+            workers=dict(type="int", default=4),
+            cache=dict(type="path", default=""),
         ),
         supports_check_mode=True,
+        required_one_of=[("records", "records_json")],
+        mutually_exclusive=[("records", "records_json")],
     )
     if not HAS_DNSPYTHON:
         module.fail_json(msg=missing_required_lib("dnspython"), exception=DNSPYTHON_ERROR)
     params = module.params
+    # Do not echo thousands of records back in the result.
+    invocation = {"module_args": dict((k, v) for k, v in params.items() if k not in ("records", "records_json", "key_secret"))}
     if params["key_name"] and not params["key_secret"]:
-        module.fail_json(msg="key_name %s is set but key_secret is empty" % params["key_name"])
+        module.fail_json(msg="key_name %s is set but key_secret is empty" % params["key_name"], invocation=invocation)
     try:
-        wanted = group_wanted(params["records"])
+        records = params["records"] if params["records"] is not None else json.loads(params["records_json"])
+        wanted = group_records(records)
         address = resolve(params["server"])
-    except PlanError as exc:
-        module.fail_json(msg=str(exc))
+    except (PlanError, ValueError) as exc:
+        module.fail_json(msg=str(exc), invocation=invocation)
     server = Server(address, params["port"], params["timeout"], params["key_name"],
                     params["key_secret"], params["key_algorithm"])
+    server_id = "%s#%d" % (address, params["port"])
+    cache = load_cache(params["cache"], server_id)
 
-    zones = sorted(wanted, key=lambda z: z.to_text())
-    with ThreadPoolExecutor(max_workers=max(1, params["workers"])) as pool:
-        results = list(pool.map(lambda z: process_zone(server, z, wanted[z], params["read"], module.check_mode),
-                                zones))
+    changes_by_zone, errors, verified, read_count = converge(server, wanted, params["read"], params["workers"],
+                                                             module.check_mode, cache)
 
-    changes, updated, errors, diffs = [], [], [], []
-    for zone, zone_changes, error in results:
-        if error:
-            errors.append(error)
-            continue
-        if not zone_changes:
-            continue
-        updated.append(zone.to_text(omit_final_dot=True))
+    changes, diffs = [], []
+    for zone in sorted(changes_by_zone, key=lambda z: z.to_text()):
         before, after = [], []
-        for name, rdtype, ttl, delete, add in zone_changes:
+        for name, rdtype, ttl, delete, add in changes_by_zone[zone]:
             changes.append({
                 "zone": zone.to_text(omit_final_dot=True),
                 "name": name.to_text(),
@@ -429,11 +752,17 @@ def main():
             after.extend(present(name, ttl, r) + "\n" for r in add)
         diffs.append({"before_header": "%s (removed)" % zone, "after_header": "%s (added)" % zone,
                       "before": "".join(before), "after": "".join(after)})
+    if not module.check_mode:
+        try:
+            save_cache(params["cache"], server_id, verified)
+        except OSError as exc:
+            module.warn("cannot write the cache %s: %s" % (params["cache"], exc))
 
-    result = dict(changed=bool(updated), changes=changes, zones=len(zones), updated_zones=updated,
-                  diff=diffs)
+    result = dict(changed=bool(changes), changes=changes, zones=len(wanted), zones_read=read_count,
+                  updated_zones=sorted(z.to_text(omit_final_dot=True) for z in changes_by_zone), diff=diffs,
+                  invocation=invocation)
     if errors:
-        module.fail_json(msg="; ".join(errors), **result)
+        module.fail_json(msg="; ".join(sorted(errors)), **result)
     module.exit_json(**result)
 
 

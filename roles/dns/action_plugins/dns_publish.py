@@ -1,0 +1,183 @@
+# -*- coding: utf-8 -*-
+"""Action plugin: every record of the play's mail domains, published in one step.
+
+Runs on the controller, once per play (the task is ``run_once`` and delegated to localhost):
+
+1. reads, for every host of the play, ``mail_domains_normalized`` (or normalizes
+   ``mail_domains`` with ``mail_domains_normalize``), ``opendkim_public_keys``,
+   ``mail_hostname``, ``mail_public_ipv4/6`` and ``dns_tlsa_cert_pem``;
+2. merges them (``dns_merge_hosts``: fails on conflicting descriptions, naming both hosts);
+3. generates the records with ``mail_domains_records`` (the one source of what is published)
+   and keeps the managed families (``dns_manage_types``);
+4. hands everything to ONE module call: ``dns_files`` (zone fragments + MTA-STS policies) or
+   ``dns_nsupdate`` (one RFC 2136 update per zone that differs).
+
+Why an action plugin: the data of a thousand domains passed through Jinja set_fact/module
+arguments is turned into text and parsed back at every step (seconds per step); here it stays
+Python objects, and each module gets it as one JSON document. The record filters are the
+project's own (looked up by name, as a template would), so nothing is computed twice.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.action import ActionBase
+
+
+def _load_plan():
+    """The role's pure helpers (filter_plugins/mailward_dns.py next to this directory)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "filter_plugins",
+                        "mailward_dns.py")
+    spec = importlib.util.spec_from_file_location("_mailward_dns_plan", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+plan = _load_plan()
+
+HOST_VARS = ("mail_domains_normalized", "mail_domains", "mail_hostname", "opendkim_public_keys",
+             "mail_public_ipv4", "mail_public_ipv6", "dns_tlsa_cert_pem")
+
+ARGUMENT_SPEC = dict(
+    backend=dict(type="str", required=True, choices=["zonefile", "nsupdate"]),
+    manage_types=dict(type="list", elements="str", required=True, choices=sorted(plan.MANAGE_TYPES)),
+    ttl=dict(type="int", required=True),
+    header=dict(type="str", default=""),
+    zonefile_dir=dict(type="path"),
+    mta_sts_policy_dir=dict(type="str", default=""),
+    server=dict(type="str", default=""),
+    port=dict(type="int", default=53),
+    zone=dict(type="raw", default="auto"),
+    read=dict(type="str", default="axfr", choices=["axfr", "query"]),
+    timeout=dict(type="float", default=10),
+    workers=dict(type="int", default=4),
+    cache=dict(type="str", default=""),
+    key_name=dict(type="str", default=""),
+    key_secret=dict(type="str", default="", no_log=True),
+    key_algorithm=dict(type="str", default="hmac-sha256"),
+)
+
+
+class ActionModule(ActionBase):
+    """Publish the DNS records of the play's mail domains."""
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+
+    def _filter(self, name):
+        """A Jinja filter function by name, resolved as a template would resolve it."""
+        try:
+            return self._templar.environment.filters[name]
+        except Exception as exc:  # TemplateSyntaxError when the plugin is not on the path
+            raise AnsibleError("dns role: the filter %s is not available (%s); filter_plugins/ of mailward must be "
+                               "on the filter plugin path (ansible.cfg filter_plugins)" % (name, to_native(exc)))
+
+    def _host_data(self, task_vars):
+        """{host: {var: value}} for every host of the play, values templated."""
+        hostvars = task_vars["hostvars"]
+        hosts = list(task_vars.get("ansible_play_hosts") or [task_vars["inventory_hostname"]])
+        normalize = None
+        data = {}
+        for host in hosts:
+            host_vars = hostvars[host]
+            values = {}
+            for var in HOST_VARS:
+                try:
+                    values[var] = host_vars.get(var)
+                except AnsibleError as exc:
+                    raise AnsibleError("host %s: %s: %s" % (host, var, to_native(exc)))
+            if values["mail_domains_normalized"] is None:
+                normalize = normalize or self._filter("mail_domains_normalize")
+                values["mail_domains_normalized"] = normalize(values["mail_domains"] or [], host,
+                                                              values["mail_hostname"] or host)
+            data[host] = values
+        return hosts, data
+
+    def _module(self, name, args, task_vars):
+        result = self._execute_module(module_name=name, module_args=args, task_vars=task_vars)
+        result.pop("invocation", None)
+        return result
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        try:
+            hosts, data = self._host_data(task_vars)
+            merged = plan.dns_merge_hosts(hosts, data)
+            records = self._filter("mail_domains_records")(merged["domains"], public_keys=merged["public_keys"],
+                                                          mx_hosts=merged["mx_hosts"])
+            records = plan.dns_select(records, args["manage_types"])
+            policies = {}
+            if args["mta_sts_policy_dir"] and "MTA_STS" in args["manage_types"]:
+                policy = self._filter("mta_sts_policy")
+                for domain in merged["domains"]:
+                    if domain.get("mta_sts"):
+                        policies[domain["name"] + ".mta-sts.txt"] = policy(
+                            domain["mta_sts"]["mode"], [mx["host"] for mx in domain["mx"]],
+                            domain["mta_sts"]["max_age"], domain=domain["name"])
+        except AnsibleError as exc:  # AnsibleFilterError included: the filters' messages name host/domain
+            result.update(failed=True, msg=to_native(exc))
+            return result
+
+        names = [d["name"] for d in merged["domains"]]
+        result.update(changed=False, notes=list(merged["notes"]), records=len(records), domains=len(names),
+                      diff=[])
+        steps = []
+        if args["backend"] == "zonefile":
+            txt_strings = self._filter("txt_strings")
+            texts = [txt_strings(r["value"]) if r["type"] == "TXT" else None for r in records]
+            placed = plan.dns_zone_records(records, names, args["ttl"], texts=texts, guess=True)["records"]
+            files = plan.dns_zone_fragments(placed, args["header"], names)
+            result["zones"] = len(files)
+            steps.append(("dns_files", {"path": args["zonefile_dir"], "files": files}))
+        else:
+            txt_chunks = self._filter("txt_chunks")
+            chunks = [txt_chunks(r["value"]) if r["type"] == "TXT" else None for r in records]
+            try:
+                zones = plan.dns_zones(names, args["zone"])
+            except AnsibleError as exc:
+                result.update(failed=True, msg=to_native(exc))
+                return result
+            placed = plan.dns_zone_records(records, zones, args["ttl"], chunks=chunks)
+            if placed["outside"]:
+                result["notes"].append(
+                    "not in any zone this play updates, publish them where those zones are served: %s"
+                    % ", ".join("%s %s %s" % (r["name"], r["type"], r["value"]) for r in placed["outside"]))
+            result["outside"] = [r["name"] for r in placed["outside"]]
+            steps.append(("dns_nsupdate", {
+                "records_json": json.dumps([{k: r[k] for k in ("zone", "name", "type", "value", "ttl", "strings")
+                                             if k in r} for r in placed["records"]]),
+                "server": args["server"], "port": args["port"], "read": args["read"],
+                "timeout": args["timeout"], "workers": args["workers"], "cache": args["cache"],
+                "key_name": args["key_name"], "key_secret": args["key_secret"],
+                "key_algorithm": args["key_algorithm"]}))
+        if policies:
+            if args["backend"] == "zonefile" and os.path.abspath(args["mta_sts_policy_dir"]) == \
+                    os.path.abspath(args["zonefile_dir"]):
+                steps[0][1]["files"].update(policies)
+            else:
+                steps.append(("dns_files", {"path": args["mta_sts_policy_dir"], "files": policies}))
+
+        for name, module_args in steps:
+            out = self._module(name, module_args, task_vars)
+            if out.get("diff"):
+                result["diff"].extend(out["diff"] if isinstance(out["diff"], list) else [out["diff"]])
+            result["changed"] = result["changed"] or bool(out.get("changed"))
+            if out.get("warnings"):
+                result.setdefault("warnings", []).extend(out["warnings"])
+            for key in ("changes", "zones", "zones_read", "updated_zones"):
+                if key in out:
+                    result[key] = out[key]
+            result.setdefault("written", []).extend(os.path.join(module_args.get("path", ""), f)
+                                                    for f in out.get("written", []))
+            if out.get("failed"):
+                result.update(failed=True, msg="%s: %s" % (name, out.get("msg", "failed")))
+                return result
+        return result
