@@ -1,6 +1,9 @@
 # -*- coding: utf-8 -*-
 """dns role helpers: pure functions that merge the mail hosts' data and arrange records.
 
+Used by the role's dns_publish action plugin (which loads this file by path) and available as
+filters. Unit tests: tests/unit/test_dns_plan.py.
+
 The records themselves come from ``mail_domains_records`` (filter_plugins/mailward_inventory.py);
 nothing here computes a record value. These helpers only decide which records to publish
 (``dns_manage_types``), in which zone each one goes, and how a zone fragment is laid out.
@@ -39,7 +42,8 @@ def _host_value(hostvars, host, name, default=None):
 def dns_merge_hosts(hosts, hostvars):
     """Union of the play's mail hosts: domains, DKIM public keys and MX host addresses.
 
-    ``hosts``: the play's hosts (``ansible_play_hosts``); ``hostvars``: Ansible's hostvars. Read
+    ``hosts``: the play's hosts (``ansible_play_hosts``); ``hostvars``: Ansible's hostvars or a
+    plain mapping host -> variables (the dns_publish action passes one). Read
     per host: ``mail_domains_normalized`` (required), ``opendkim_public_keys``,
     ``mail_hostname`` (default the inventory name), ``mail_public_ipv4``, ``mail_public_ipv6``
     and ``dns_tlsa_cert_pem``.
