@@ -122,3 +122,71 @@ def test_chunks_never_split_a_utf8_character():
     value = "é" * 200
     chunks = mod.chunk_txt(value)
     assert all(len(c) <= 255 for c in chunks) and b"".join(chunks).decode() == value
+
+
+def test_soa_answer_parses_the_serial_from_the_wire():
+    import dns.flags
+    import dns.message
+    import dns.rrset
+
+    query = dns.message.make_query("example.test.", "SOA")
+    query.id = 7
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.AA
+    response.answer.append(dns.rrset.from_text("example.test.", 300, "IN", "SOA",
+                                               "ns.example.test. hostmaster.example.test. 2026112301 3600 600 86400 300"))
+    assert mod._soa_answer(response.to_wire()) == (7, 2026112301)
+    response.flags &= ~dns.flags.AA
+    assert mod._soa_answer(response.to_wire()) is None, "a non-authoritative answer is not trusted"
+    empty = dns.message.make_response(query)
+    empty.flags |= dns.flags.AA
+    assert mod._soa_answer(empty.to_wire()) is None
+
+
+def test_zone_digest_depends_on_values_and_ttl_only():
+    records = [{"zone": "a.test", "name": "a.test.", "type": "TXT", "value": "v=spf1 -all", "ttl": 300},
+               {"zone": "a.test", "name": "a.test.", "type": "MX", "value": "10 m.a.test.", "ttl": 300}]
+    (rrsets,) = mod.group_records(records).values()
+    (reordered,) = mod.group_records(list(reversed(records))).values()
+    assert mod.zone_digest(rrsets) == mod.zone_digest(reordered)
+    (changed,) = mod.group_records([dict(records[0], ttl=600), records[1]]).values()
+    assert mod.zone_digest(rrsets) != mod.zone_digest(changed)
+
+
+def test_cache_round_trip_keeps_other_servers(tmp_path):
+    path = str(tmp_path / "sub" / "cache.json")
+    assert mod.load_cache(path, "s1") == {}
+    mod.save_cache(path, "s1", {"a.test.": [5, "d"]})
+    mod.save_cache(path, "s2", {"b.test.": [1, "e"]})
+    assert mod.load_cache(path, "s1") == {"a.test.": [5, "d"]}
+    assert mod.load_cache(path, "s2") == {"b.test.": [1, "e"]}
+    (tmp_path / "sub" / "cache.json").write_text("not json")
+    assert mod.load_cache(path, "s1") == {}
+
+
+def test_converge_skips_zones_the_cache_vouches_for():
+    records = [{"zone": "a.test", "name": "a.test.", "type": "TXT", "value": "v=spf1 -all", "ttl": 300}]
+    wanted = mod.group_records(records)
+    (zone,) = wanted
+    digest = mod.zone_digest(wanted[zone])
+
+    class FakeServer:
+        read = 0
+
+        def serials(self, zones):
+            return {z: 42 for z in zones}
+
+        def read_axfr(self, zone):
+            FakeServer.read += 1
+            return 43, {}
+
+        def send(self, zone, changes):
+            raise AssertionError("check mode must not send")
+
+    changes, errors, verified, count = mod.converge(FakeServer(), wanted, "axfr", 1, True,
+                                                    {zone.to_text(): [42, digest]})
+    assert (changes, errors, count, FakeServer.read) == ({}, [], 0, 0)
+    assert verified == {zone.to_text(): [42, digest]}
+    changes, errors, verified, count = mod.converge(FakeServer(), wanted, "axfr", 1, True,
+                                                    {zone.to_text(): [41, digest]})
+    assert count == 1 and FakeServer.read == 1 and list(changes) == [zone] and verified == {}

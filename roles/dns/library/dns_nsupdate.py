@@ -753,8 +753,12 @@ def main():
         diffs.append({"before_header": "%s (removed)" % zone, "after_header": "%s (added)" % zone,
                       "before": "".join(before), "after": "".join(after)})
     if not module.check_mode:
+        # Keep what other inventories verified on this server; replace this run's zones.
+        ours = set(z.to_text() for z in wanted)
+        entries = dict((zone, value) for zone, value in cache.items() if zone not in ours)
+        entries.update(verified)
         try:
-            save_cache(params["cache"], server_id, verified)
+            save_cache(params["cache"], server_id, entries)
         except OSError as exc:
             module.warn("cannot write the cache %s: %s" % (params["cache"], exc))
 
