@@ -5,6 +5,7 @@ dialogues run INSIDE the client containers (smtp_client.py is copied there), so 
 real client addresses. Every helper that waits polls; nothing sleeps a fixed time.
 """
 
+import base64
 import email
 import email.policy
 import email.utils
@@ -28,7 +29,7 @@ NAMES = {
 }
 IP = {"ns": "10.89.200.53", "mx": "10.89.200.25", "ok": "10.89.200.31", "bad": "10.89.200.32"}
 MX_NAME = "mx.example.test"
-HELO = {"ok": "mail.partner-strict.test", "bad": "mail.partner-nospf.test", "mx": MX_NAME}
+HELO = {"ok": "mail.partner-strict.example", "bad": "mail.partner-nospf.example", "mx": MX_NAME}
 CLIENT = "/usr/local/bin/e2e-smtp"
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Identifiers of the mail services in mx's journal (journalctl -t).
@@ -160,8 +161,29 @@ def explain(*parts):
     return "\n".join(out)
 
 
+READ_MAILDIR = r"""
+import base64, json, os, sys
+out = []
+base = os.path.expanduser("~%s/Maildir" % sys.argv[1])
+for sub in ("new", "cur"):
+    folder = os.path.join(base, sub)
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        with open(os.path.join(folder, name), "rb") as handle:
+            out.append(base64.b64encode(handle.read()).decode())
+print(json.dumps(out))
+"""
+
+
+def read_mailbox(host, user):
+    """The messages delivered to <user> on mx (~user/Maildir/{new,cur}), parsed."""
+    out = host.run("python3 -c %s %s", READ_MAILDIR, user)
+    assert out.rc == 0, out.stderr
+    return [email.message_from_bytes(base64.b64decode(raw), policy=email.policy.compat32)
+            for raw in json.loads(out.stdout)]
+
+
 def read_mbox(host, user):
-    """The messages of /var/mail/<user> on ``host``, parsed (email.message.Message objects)."""
+    """The messages of the mbox /var/mail/<user> on ``host`` (sender-ok: a plain Postfix), parsed."""
     text = host.run("cat /var/mail/%s 2>/dev/null", user).stdout
     if not text.strip():
         return []
@@ -182,16 +204,18 @@ def by_message_id(messages, mid):
 
 
 def wait_delivered(host, user, mid, timeout=60):
-    """Poll /var/mail/<user> until Message-ID <mid> is there; return the matching messages."""
-    found, _ = wait_for(lambda: by_message_id(read_mbox(host, user), mid), timeout=timeout,
+    """Poll mx's mailbox of <user> until Message-ID <mid> is there; return the matching messages."""
+    found, _ = wait_for(lambda: by_message_id(read_mailbox(host, user), mid), timeout=timeout,
                         what="delivery of %s" % mid)
     return found or []
 
 
-def count_in_mbox(host, user, needle):
-    """Number of Message-ID lines containing ``needle`` in /var/mail/<user> (cheap, for polling)."""
-    out = host.run("grep -c -i '^Message-ID: <%s' /var/mail/%s 2>/dev/null || true", needle, user).stdout
-    return int(out.strip() or 0)
+def message_ids(host, user, needle=""):
+    """Message-IDs (without <>) of <user>'s delivered mail on mx that contain ``needle`` (cheap)."""
+    out = host.run("cat ~%s/Maildir/new/* ~%s/Maildir/cur/* 2>/dev/null | grep -i '^Message-ID:' || true",
+                   user, user).stdout
+    ids = [line.split(":", 1)[1].strip().strip("<>") for line in out.splitlines()]
+    return [i for i in ids if needle in i]
 
 
 def queue(host):

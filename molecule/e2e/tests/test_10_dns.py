@@ -16,14 +16,14 @@ EXPECTED = [
     ("example.test", "TXT", "v=spf1 mx -all", "site.yml"),
     ("_dmarc.example.test", "TXT", "v=DMARC1; p=reject; adkim=s; aspf=s", "site.yml"),
     ("mw2026r._domainkey.example.test", "TXT", "v=DKIM1; k=rsa; p=", "site.yml"),
-    ("partner-strict.test", "TXT", "v=spf1 ip4:10.89.200.31 -all", "prepare.yml"),
-    ("partner-strict.test", "MX", "10 mail.partner-strict.test.", "prepare.yml"),
-    ("mail.partner-strict.test", "A", "10.89.200.31", "prepare.yml"),
-    ("_dmarc.partner-strict.test", "TXT", "v=DMARC1; p=reject", "prepare.yml"),
-    ("e2e2026._domainkey.partner-strict.test", "TXT", "v=DKIM1; k=rsa; p=", "prepare.yml"),
-    ("partner-soft.test", "TXT", "v=spf1 ip4:10.89.200.31 ~all", "prepare.yml"),
-    ("partner-nospf.test", "MX", "10 mail.partner-nospf.test.", "prepare.yml"),
-    ("mail.partner-nospf.test", "A", "10.89.200.32", "prepare.yml"),
+    ("partner-strict.example", "TXT", "v=spf1 ip4:10.89.200.31 -all", "prepare.yml"),
+    ("partner-strict.example", "MX", "10 mail.partner-strict.example.", "prepare.yml"),
+    ("mail.partner-strict.example", "A", "10.89.200.31", "prepare.yml"),
+    ("_dmarc.partner-strict.example", "TXT", "v=DMARC1; p=reject", "prepare.yml"),
+    ("e2e2026._domainkey.partner-strict.example", "TXT", "v=DKIM1; k=rsa; p=", "prepare.yml"),
+    ("partner-soft.example", "TXT", "v=spf1 ip4:10.89.200.31 ~all", "prepare.yml"),
+    ("partner-nospf.example", "MX", "10 mail.partner-nospf.example.", "prepare.yml"),
+    ("mail.partner-nospf.example", "A", "10.89.200.32", "prepare.yml"),
 ]
 
 
@@ -57,5 +57,5 @@ def test_record_published_by_the_dns_role(hosts, name, rtype, value, origin):
 
 def test_partner_nospf_has_no_spf():
     """The envelope domain of check 3: MX and A exist (reject_unknown_sender_domain), SPF does not."""
-    txt = answer("partner-nospf.test", "TXT")
+    txt = answer("partner-nospf.example", "TXT")
     assert not [t for t in txt if t.startswith("v=spf1")], txt

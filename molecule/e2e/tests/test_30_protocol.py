@@ -21,7 +21,7 @@ def test_6_relay_denied_from_outside(hosts):
     """From sender-bad every relay attempt is 554 5.7.1 Relay access denied, nothing queued;
     a local recipient in the same session is still accepted (the session itself is fine)."""
     since = time.time()
-    steps = [["EHLO", HELO["bad"]], ["MAIL", "<bob@partner-nospf.test>"]]
+    steps = [["EHLO", HELO["bad"]], ["MAIL", "<bob@partner-nospf.example>"]]
     steps += [["RCPT", "<%s>" % rcpt] for rcpt in RELAY_TRICKS]
     steps += [["RCPT", "<alice@example.test>"], ["RSET"], ["QUIT"]]
     dialogue = smtp("bad", hosts, steps)
@@ -38,8 +38,8 @@ def test_6_relay_denied_from_outside(hosts):
 
 
 def test_6_relay_denied_to_an_spf_authorised_stranger(hosts):
-    """sender-ok passes SPF for partner-strict.test but is not in mynetworks: still no relay."""
-    steps = [["EHLO", HELO["ok"]], ["MAIL", "<bob@partner-strict.test>"], ["RCPT", "<user@other.test>"], ["QUIT"]]
+    """sender-ok passes SPF for partner-strict.example but is not in mynetworks: still no relay."""
+    steps = [["EHLO", HELO["ok"]], ["MAIL", "<bob@partner-strict.example>"], ["RCPT", "<user@other.test>"], ["QUIT"]]
     dialogue = smtp("ok", hosts, steps)
     code, text = dialogue.reply("RCPT")
     assert code == 554 and "Relay access denied" in text, explain(dialogue)
@@ -58,7 +58,7 @@ def test_6_relay_allowed_from_mynetworks_only(hosts):
 
 def test_7_banner_vrfy_expn_helo(hosts):
     """Banner without version; VRFY and EXPN refused; MAIL before HELO/EHLO refused."""
-    dialogue = smtp("bad", hosts, [["MAIL", "<bob@partner-nospf.test>"], ["HELO", HELO["bad"]],
+    dialogue = smtp("bad", hosts, [["MAIL", "<bob@partner-nospf.example>"], ["HELO", HELO["bad"]],
                                    ["CMD", "VRFY root"], ["CMD", "VRFY root@example.test"], ["CMD", "EXPN root"],
                                    ["QUIT"]])
     code, banner = dialogue.banner
