@@ -408,6 +408,21 @@ def test_smtp_certificate_name_expiry_and_tlsa():
     assert "smtp.tlsa_match.mx.example.test" not in _smtp(_good_probe(cert_b64))
 
 
+def test_probe_inside_mynetworks_turns_relay_passes_into_warnings():
+    cert_b64, _ = _cert()
+    probe = _good_probe(cert_b64)
+    probe["ports"]["25"]["connect"]["local_address"] = "10.89.0.1"
+    checks = _smtp(probe, mynetworks=["127.0.0.0/8", "[::1]/128"])
+    assert checks["smtp.probe_position.mx.example.test"]["status"] == "pass"
+    assert checks["smtp.relay.foreign.mx.example.test"]["status"] == "pass"
+    checks = _smtp(probe, mynetworks=["127.0.0.0/8", "10.89.0.0/24", "hash:/etc/postfix/network_table"])
+    assert checks["smtp.probe_position.mx.example.test"]["status"] == "warn"
+    assert "10.89.0.0/24" in checks["smtp.probe_position.mx.example.test"]["summary"]
+    assert all(checks["smtp.relay.%s.mx.example.test" % p]["status"] == "warn" for p in audit.RELAY_PROBES)
+    assert audit.probe_inside("::1", ["[::1]/128"]) == "::1/128"
+    assert audit.probe_inside("::ffff:127.0.0.1", ["127.0.0.0/8"]) == "127.0.0.0/8"
+
+
 def test_hostname_matching_rules():
     assert audit.hostname_matches("mx.example.test", ["*.example.test"])
     assert not audit.hostname_matches("a.mx.example.test", ["*.example.test"])

@@ -83,7 +83,7 @@ PROBES = [{"name": "foreign", "domain": "a.test", "rcpt": "<user@other.test>"},
 def test_probe_records_every_reply_and_never_sends_data(server):
     port = server.server_address[1]
     out = smtp_probe.probe_port(_params(port, PROBES), port)
-    assert out["connect"] == {"ok": True}
+    assert out["connect"] == {"ok": True, "local_address": "127.0.0.1"}
     assert out["banner"] == [220, "fake.test ESMTP"]
     assert out["vrfy"][0] == 502 and out["expn"][0] == 502
     assert "starttls" not in out  # not offered: no TLS attempts

@@ -68,10 +68,11 @@ def audit_relay_probes(domains, mx_name, foreign="other.test", local="user"):
     return probes
 
 
-def audit_smtp_checks(probe, host, mx_name, require_trusted_cert=False, cert_min_days=21, tlsa=None):
+def audit_smtp_checks(probe, host, mx_name, require_trusted_cert=False, cert_min_days=21, tlsa=None,
+                      mynetworks=None):
     """smtp_checks of one smtp_probe result."""
     return _audit.smtp_checks(probe, host, mx_name, require_trusted_cert=bool(require_trusted_cert),
-                              cert_min_days=int(cert_min_days), tlsa=tlsa)
+                              cert_min_days=int(cert_min_days), tlsa=tlsa, mynetworks=mynetworks)
 
 
 def audit_drift_checks(host, live_main, candidate_main, live_master=None, candidate_master=None, warnings=None):

@@ -151,7 +151,11 @@ def probe_port(params, port):
         out["connect"] = {"ok": False, "error": "%s: %s" % (type(error).__name__, error),
                           "refused": isinstance(error, ConnectionRefusedError)}
         return out
-    out.update(connect={"ok": True}, banner=banner, ehlo=ehlo, extensions=extensions)
+    try:
+        local_address = session.smtp.sock.getsockname()[0]
+    except (OSError, AttributeError):
+        local_address = None
+    out.update(connect={"ok": True, "local_address": local_address}, banner=banner, ehlo=ehlo, extensions=extensions)
     offered = any(e.lower().startswith("starttls") for e in extensions)
     try:
         if port == params["relay_port"]:

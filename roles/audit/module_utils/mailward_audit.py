@@ -766,14 +766,45 @@ def hostname_matches(hostname, names):
     return False
 
 
-def smtp_checks(probe, host, mx_name, require_trusted_cert=False, cert_min_days=21, tlsa=None, now=None):
+def _networks(mynetworks):
+    """ip_network objects of the IP entries of a Postfix mynetworks list ([::1]/128 style too)."""
+    out = []
+    for entry in mynetworks or []:
+        text = re.sub(r"^\[([^\]]+)\](/\d+)?$", r"\1\2", str(entry).strip())
+        try:
+            out.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            continue  # a host name or a lookup table: not judged here
+    return out
+
+
+def probe_inside(address, mynetworks):
+    """The mynetworks entry that contains ``address``, or None."""
+    try:
+        ip = ipaddress.ip_address(str(address).split("%")[0])
+    except ValueError:
+        return None
+    if getattr(ip, "ipv4_mapped", None):
+        ip = ip.ipv4_mapped
+    for net in _networks(mynetworks):
+        if ip.version == net.version and ip in net:
+            return str(net)
+    return None
+
+
+def smtp_checks(probe, host, mx_name, require_trusted_cert=False, cert_min_days=21, tlsa=None, now=None,
+                mynetworks=None):
     """Checks from one ``smtp_probe`` result for mail host ``host`` (its MX name ``mx_name``).
 
     ``tlsa``: the TLSA values published at ``_25._tcp.<mx_name>`` (None: not checked). Ids:
     ``smtp.connect.<port>``, ``smtp.relay.<probe>``, ``smtp.vrfy``, ``smtp.expn``,
     ``smtp.starttls.<port>``, ``smtp.auth_before_tls.<port>``, ``smtp.tls_legacy.TLSv1[_1]``,
     ``smtp.tls_modern``, ``smtp.cert_name``, ``smtp.cert_trust``, ``smtp.cert_expiry``,
-    ``smtp.tlsa_match``, each followed by ``.<host>``.
+    ``smtp.tlsa_match``, ``smtp.probe_position``, each followed by ``.<host>``.
+
+    ``mynetworks``: the host's ``mail_mynetworks``. When the probe's own address (as the probe
+    host sees it; NAT in between is not visible) lies inside it, relay probes prove nothing:
+    ``smtp.probe_position`` warns and relay probes that were refused become warnings too.
     """
     now = now or datetime.datetime.now(datetime.timezone.utc)
     checks = []
@@ -820,6 +851,17 @@ def smtp_checks(probe, host, mx_name, require_trusted_cert=False, cert_min_days=
             status, summary = _refusal_status(data.get(name), "%s postmaster" % name.upper())
             add(name, status, summary, {"reply": data.get(name)})
         relay = data.get("relay") or {}
+        inside = None
+        if mynetworks is not None:
+            local = connect.get("local_address")
+            inside = probe_inside(local, mynetworks) if local else None
+            if inside:
+                add("probe_position", "warn", "the probe's address %s is inside mynetworks (%s): the relay "
+                    "probes prove nothing; run them from audit_probe_host outside it" % (local, inside),
+                    {"local_address": local, "mynetworks": list(mynetworks)})
+            else:
+                add("probe_position", "pass", "the probe's address %s is outside mynetworks" % local,
+                    {"local_address": local, "mynetworks": list(mynetworks)})
         for probe_name in RELAY_PROBES:
             attempts = relay.get(probe_name) or []
             if not attempts:
@@ -833,6 +875,9 @@ def smtp_checks(probe, host, mx_name, require_trusted_cert=False, cert_min_days=
                                      % (_reply_text(mail), attempt.get("rcpt_to"))))
                     continue
                 verdicts.append(_refusal_status(attempt.get("rcpt"), "RCPT TO:%s" % attempt.get("rcpt_to")))
+            if inside:
+                verdicts = [("warn", text + " (probe inside mynetworks)") if verdict == "pass" else (verdict, text)
+                            for verdict, text in verdicts]
             status = worst(v[0] for v in verdicts)
             shown = [v[1] for v in verdicts if v[0] == status]
             add("relay.%s" % probe_name, status, "; ".join(shown[:3]) + (" (+%d)" % (len(shown) - 3) if len(shown) > 3 else ""),
