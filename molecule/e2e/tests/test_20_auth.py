@@ -2,10 +2,10 @@
 
 import json
 import re
+import time
 
 from conftest import (HELO, IP, MX_NAME, by_message_id, explain, header_values, message, mx_log,
                       queued_with, read_mailbox, read_mbox, show_message, smtp, send_steps, wait_delivered, wait_for)
-import time
 
 PARTNER_KEY = "/root/partner-strict.e2e2026.key"
 

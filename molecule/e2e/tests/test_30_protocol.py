@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import HELO, IP, MX_NAME, explain, mx_log, queue, smtp
+from conftest import HELO, MX_NAME, explain, mx_log, queue, smtp
 
 RELAY_TRICKS = [
     "user@other.test",                    # plain third-party relay

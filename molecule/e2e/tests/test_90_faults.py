@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 
 import dns.resolver
@@ -82,6 +81,14 @@ def test_9a_dns_down_defers_then_delivers_once(hosts, run_id):
             explain("policyd-spf did not defer on the temporary error", ("mx log", log))
         assert re.search(r"NOQUEUE: reject: RCPT from unknown\[%s\]: 4\d\d " % re.escape(IP["ok"]), log), \
             explain(("mx log", log))
+        # The reply above comes from the first deferring restriction, reject_unknown_sender_domain
+        # (it cannot look the sender domain up either). With a sender in a domain mx is final
+        # destination for, that check does not apply and the 4xx on the wire is policyd-spf's own.
+        probe = smtp("ok", hosts, [["EHLO", HELO["ok"]], ["MAIL", "<postmaster@example.test>"],
+                                   ["RCPT", "<fault@example.test>"], ["QUIT"]])
+        code, text = probe.reply("RCPT")
+        assert code is not None and 400 <= code < 500 and "SPF Temporary Error" in text, \
+            explain(probe, ("mx log", mx_log(hosts, since)))
         assert "Received-SPF: Pass" not in log and not by_message_id(read_mailbox(hosts.mx, "fault"), mid)
     finally:
         hosts.ns.run("systemctl start named")
@@ -91,7 +98,7 @@ def test_9a_dns_down_defers_then_delivers_once(hosts, run_id):
     assert len(found) == 1, explain("copies delivered: %d" % len(found), ("mx log", mx_log(hosts, since)),
                                     ("sender-ok queue", hosts.ok.run("mailq").stdout))
     assert not sender_queue_for(hosts, mid), hosts.ok.run("mailq").stdout
-    print("9a: deferred with %s after %.1fs" % (deferred[0][1], seconds))
+    print("9a: sender-ok deferred with %s after %.1fs; direct probe: %s %s" % (deferred[0][1], seconds, code, text))
 
 
 # ------------------------------------------------------------------------------------------
