@@ -23,7 +23,7 @@ demo: image       ## Start the demo MX container and converge it with site.yml
 demo-down:        ## Remove the demo container and network
 	scripts/demo-down.sh
 
-test: image lint pytest molecule molecule-dns  ## Every test
+test: image lint pytest molecule molecule-dns molecule-e2e  ## Every test
 	@echo "make test: all stages passed"
 
 lint: setup
@@ -38,3 +38,6 @@ molecule: image
 
 molecule-dns: image
 	molecule test -s dns
+
+molecule-e2e: image  ## ns + mx + two sending MTAs: real mail accepted, signed, rejected; fault drills
+	molecule test -s e2e
