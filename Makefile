@@ -23,7 +23,7 @@ demo: image       ## Start the demo MX container and converge it with site.yml
 demo-down:        ## Remove the demo container and network
 	scripts/demo-down.sh
 
-test: image lint pytest molecule molecule-dns molecule-e2e  ## Every test
+test: image lint pytest molecule molecule-dns  ## Every test (e2e: make molecule-e2e, see README)
 	@echo "make test: all stages passed"
 
 lint: setup
