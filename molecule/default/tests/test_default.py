@@ -244,3 +244,21 @@ def test_sasl_users_file_holds_only_hashes(host):
     content = host.check_output("cat /etc/dovecot/mailward-users")
     assert "molecule-alice-pw" not in content and "molecule-bob-pw" not in content
     assert re.search(r"^alice@example\.test:\{SHA512-CRYPT\}\$6\$", content, re.M), content
+
+
+def test_restart_drains_instead_of_killing(host):
+    """systemctl restart postfix runs mailward's graceful stop; idle, it is quick and complete."""
+    unit = "postfix@-.service"
+    exec_stop = host.check_output("systemctl show %s -P ExecStop", unit)
+    assert "/usr/local/sbin/mailward-postfix-drain 10" in exec_stop, exec_stop
+    since = host.check_output("date '+%%Y-%%m-%%d %%H:%%M:%%S'")
+    restart = host.run("systemctl restart postfix")
+    log = host.run("journalctl --no-pager -q -t postfix/mailward-drain --since %s", since).stdout
+    assert restart.rc == 0, restart.stderr + log
+    assert re.search(r"stopping master \d+", log) and "the Postfix mail system is stopped" in log, log
+    assert "still busy" not in log, log
+    out = smtp_dialogue(host, """
+        import smtplib
+        print(smtplib.SMTP("127.0.0.1", 25, local_hostname="client.example.test", timeout=20).noop()[0])
+    """)
+    assert out.strip() == "250", out

@@ -34,7 +34,7 @@ CLIENT = "/usr/local/bin/e2e-smtp"
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Identifiers of the mail services in mx's journal (journalctl -t).
 MX_LOG_IDS = ("postfix/smtpd", "postfix/cleanup", "postfix/qmgr", "postfix/local", "postfix/smtp",
-              "postfix/postfix-script", "postfix/master", "policyd-spf", "opendkim", "opendmarc")
+              "postfix/postfix-script", "postfix/master", "postfix/mailward-drain", "policyd-spf", "opendkim", "opendmarc")
 
 
 def wait_for(probe, timeout=60.0, interval=0.5, what="condition"):
