@@ -8,7 +8,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
-.PHONY: setup image demo demo-down test lint pytest molecule molecule-dns molecule-e2e bench
+.PHONY: setup image demo demo-down test lint pytest molecule molecule-dns molecule-e2e molecule-audit bench
 
 setup:            ## Debian packages + pinned Python tools in .venv
 	scripts/setup.sh
@@ -23,7 +23,7 @@ demo: image       ## Start the demo MX container and converge it with site.yml
 demo-down:        ## Remove the demo container and network
 	scripts/demo-down.sh
 
-test: image lint pytest molecule molecule-dns  ## Every test (e2e: make molecule-e2e, see README)
+test: image lint pytest molecule molecule-dns molecule-e2e molecule-audit  ## Every test
 	@echo "make test: all stages passed"
 
 lint: setup
@@ -39,5 +39,8 @@ molecule: image
 molecule-dns: image
 	molecule test -s dns
 
-molecule-e2e: image  ## ns + mx + two sending MTAs: real mail accepted, signed, rejected; fault drills
+molecule-e2e: image  ## ns + mx + two sending MTAs: real mail accepted, signed, rejected; audit; fault drills
 	molecule test -s e2e
+
+molecule-audit: image  ## playbooks/audit.yml against ns + mx: passes, then fails naming each tampering
+	molecule test -s audit
