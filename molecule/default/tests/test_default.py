@@ -251,9 +251,9 @@ def test_restart_drains_instead_of_killing(host):
     unit = "postfix@-.service"
     exec_stop = host.check_output("systemctl show %s -P ExecStop", unit)
     assert "/usr/local/sbin/mailward-postfix-drain 10" in exec_stop, exec_stop
-    since = host.check_output("date '+%%Y-%%m-%%d %%H:%%M:%%S'")
+    since = int(host.check_output("date +%s")) - 1
     restart = host.run("systemctl restart postfix")
-    log = host.run("journalctl --no-pager -q -t postfix/mailward-drain --since %s", since).stdout
+    log = host.run("journalctl --no-pager -q -t postfix/mailward-drain --since @%s", str(since)).stdout
     assert restart.rc == 0, restart.stderr + log
     assert re.search(r"stopping master \d+", log) and "the Postfix mail system is stopped" in log, log
     assert "still busy" not in log, log
