@@ -8,7 +8,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
-.PHONY: setup image demo demo-down test lint pytest molecule molecule-dns molecule-e2e molecule-audit bench
+.PHONY: setup image demo demo-down test lint pytest molecule molecule-dns molecule-e2e molecule-audit bench bench-quick
 
 setup:            ## Debian packages + pinned Python tools in .venv
 	scripts/setup.sh
@@ -44,3 +44,13 @@ molecule-e2e: image  ## ns + mx + two sending MTAs: real mail accepted, signed, 
 
 molecule-audit: image  ## playbooks/audit.yml against ns + mx: passes, then fails naming each tampering
 	molecule test -s audit
+
+bench: image      ## Figures, not pass/fail: records, convergence, mail throughput (build/bench/*.json, *.png)
+	python bench/records.py
+	python bench/converge.py
+	python bench/throughput/run.py --experiments
+
+bench-quick: image  ## The same, shorter (fewer domains/hosts, one repetition, 4 s runs)
+	python bench/records.py
+	python bench/converge.py --quick
+	python bench/throughput/run.py --quick

@@ -1,0 +1,486 @@
+#!/usr/bin/env python3
+"""Benchmark: how long site.yml takes to converge mail hosts, and what a re-run costs.
+
+Starts its own podman network (mailward-bench) and containers (mailward-bench-mx1..N) from the
+base image, writes a temporary inventory shaped like inventory/demo under the output directory, and
+runs ``ansible-playbook -i <inventory> site.yml`` for real. It measures, in one run:
+
+  first converge   wall time of the first converge of one MX from the base image
+  baseline         the idempotent re-run (1 host, 1 domain); the recap must say changed=0
+  domains          re-run with 1 / 100 / 1000 domains on one host (one untimed converge with
+                   that count first, so the keys exist; then the timed re-runs)
+  hosts            re-run with 1 / 4 / 8 hosts, one domain each (extra hosts start from a snapshot
+                   of mx1 taken after its first converge, to spare the package downloads)
+  levers           ANSIBLE_PIPELINING=1, ANSIBLE_GATHERING=explicit, a persistent fact cache
+                   (jsonfile) with smart gathering, and forks=1 on the largest host count; each as
+                   a ratio against the re-run it modifies, interleaved with it in the same rounds
+
+Every timed re-run is repeated (--reps, default 2 in full mode) and the median is reported.
+Besides wall time it records the PLAY RECAP (tasks run, changed), the profile_tasks summary, and
+every podman call the connection plugin makes: ANSIBLE_PODMAN_EXECUTABLE points at a small bash
+wrapper that logs start, end and arguments of each call and then runs the real podman. Those are
+the connection round trips (podman exec per remote command, podman mount per task and host).
+
+Prints a table and writes <out>/converge.json, <out>/converge.png (with matplotlib) and the logs
+and inventories under <out>/converge/. Containers, network and snapshot image are removed at the
+end, also on error or Ctrl-C. This is a benchmark, not a test: nothing fails on time.
+
+Usage: .venv/bin/python bench/converge.py [--quick] [--out build/bench] [--reps N]
+"""
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import lib_converge as lib  # noqa: E402
+
+PREFIX = "mailward-bench"
+NETWORK = PREFIX
+SNAPSHOT = "localhost/%s-snapshot:latest" % PREFIX
+DEFAULT_IMAGE = "localhost/mailward-debian12:latest"
+
+MODES = {
+    "full": {"domains": [1, 100, 1000], "hosts": [1, 4, 8], "reps": 2},
+    "quick": {"domains": [1, 100], "hosts": [1, 2], "reps": 1},
+}
+
+
+class BenchError(RuntimeError):
+    """Something the benchmark needs did not work (not a slow result: those are just figures)."""
+
+
+def log(message):
+    """One progress line on stderr, with the time of day."""
+    sys.stderr.write("[%s] %s\n" % (time.strftime("%H:%M:%S"), message))
+    sys.stderr.flush()
+
+
+def podman(*args, check=True, capture=True):
+    """Run the real podman (never the counting wrapper) and return its stdout."""
+    completed = subprocess.run(["podman"] + list(args), capture_output=capture, text=True,
+                               check=False)
+    if check and completed.returncode != 0:
+        raise BenchError("podman %s: %s" % (" ".join(args), (completed.stderr or "").strip()))
+    return (completed.stdout or "").strip()
+
+
+class Lab:
+    """The benchmark's podman network and containers; ``close`` removes all of them."""
+
+    def __init__(self, image):
+        self.image = image
+        self.containers = []
+        self.snapshot = None
+
+    @staticmethod
+    def name(number):
+        """Container name of host ``number`` (from 1)."""
+        return "%s-mx%d" % (PREFIX, number)
+
+    def open(self):
+        """Remove leftovers of an interrupted earlier run, then create the network."""
+        for name in podman("ps", "-a", "--format", "{{.Names}}").split():
+            if name.startswith(PREFIX + "-"):
+                log("removing leftover container %s" % name)
+                podman("rm", "-f", "-t", "0", name, check=False)
+        if subprocess.run(["podman", "network", "exists", NETWORK], check=False).returncode == 0:
+            podman("network", "rm", "-f", NETWORK, check=False)
+        podman("network", "create", NETWORK)
+
+    def start(self, number, image=None):
+        """Start host ``number`` (systemd as PID 1) and wait until systemd is up."""
+        name = self.name(number)
+        hostname = "mx%d.%s" % (number, lib.DOMAIN_SUFFIX)
+        podman("run", "-d", "--systemd=always", "--name", name, "--hostname", hostname,
+               "--network", NETWORK, "--network-alias", hostname, image or self.image,
+               "/sbin/init")
+        self.containers.append(name)
+        for _ in range(60):
+            state = podman("exec", name, "systemctl", "is-system-running", check=False)
+            if state in ("running", "degraded"):
+                return name
+            time.sleep(1)
+        raise BenchError("systemd did not come up in %s" % name)
+
+    def ensure(self, count):
+        """Hosts 1..count running; hosts after the first start from the snapshot."""
+        for number in range(len(self.containers) + 1, count + 1):
+            self.start(number, image=self.snapshot)
+        return self.containers[:count]
+
+    def take_snapshot(self):
+        """Commit mx1 (converged) as the image the extra hosts start from."""
+        podman("commit", "--quiet", self.containers[0], SNAPSHOT)
+        self.snapshot = SNAPSHOT
+
+    def exec_latency(self, count=20):
+        """Median seconds of a bare ``podman exec <mx1> /bin/true`` (one round trip, no Python)."""
+        samples = []
+        for _ in range(count):
+            start = time.monotonic()
+            podman("exec", self.containers[0], "/bin/true")
+            samples.append(time.monotonic() - start)
+        return statistics.median(samples)
+
+    def close(self):
+        """Remove the containers, the network and the snapshot image (errors are only shown)."""
+        for name in reversed(self.containers):
+            podman("rm", "-f", "-t", "0", name, check=False)
+        self.containers = []
+        podman("network", "rm", "-f", NETWORK, check=False)
+        if self.snapshot:
+            podman("rmi", "-f", self.snapshot, check=False)
+            self.snapshot = None
+
+
+class Runner:
+    """Runs site.yml against an inventory and records wall time, recap, profile and podman calls."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.logs = os.path.join(workdir, "logs")
+        os.makedirs(self.logs, exist_ok=True)
+        real = shutil.which("podman")
+        if not real:
+            raise BenchError("podman is not in PATH")
+        self.wrapper = lib.write_wrapper(os.path.join(workdir, "podman-counting"), real)
+        self.zonefile_dir = os.path.join(workdir, "dns")
+        self.facts_dir = os.path.join(workdir, "facts")
+        self.counter = {}
+
+    def inventory(self, containers, domains):
+        """Write the inventory for ``containers`` with ``domains`` domains per host."""
+        directory = os.path.join(self.workdir, "inventory-%dh-%dd" % (len(containers), domains))
+        return lib.write_inventory(directory, containers, domains, self.zonefile_dir)
+
+    def lever_env(self, lever):
+        """Environment changes of a lever (None: the baseline)."""
+        return {
+            None: {},
+            "pipelining": {"ANSIBLE_PIPELINING": "1"},
+            "gathering_explicit": {"ANSIBLE_GATHERING": "explicit"},
+            "fact_cache": {"ANSIBLE_GATHERING": "smart", "ANSIBLE_CACHE_PLUGIN": "jsonfile",
+                           "ANSIBLE_CACHE_PLUGIN_CONNECTION": self.facts_dir,
+                           "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "86400"},
+            "forks_1": {"ANSIBLE_FORKS": "1"},
+        }[lever]
+
+    def run(self, label, inventory, lever=None, expect_idempotent=True):
+        """One ``ansible-playbook -i inventory site.yml``; returns its figures."""
+        self.counter[label] = self.counter.get(label, 0) + 1
+        stem = os.path.join(self.logs, "%s-%d" % (label, self.counter[label]))
+        env = dict(os.environ)
+        env.update({
+            "PATH": os.path.join(ROOT, ".venv", "bin") + os.pathsep + env.get("PATH", ""),
+            "CONTAINERS_CONF": os.path.join(ROOT, "containers", "containers.conf"),
+            "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"),
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_PODMAN_EXECUTABLE": self.wrapper,
+            "MAILWARD_BENCH_PODMAN_LOG": stem + ".podman.tsv",
+            "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all",
+        })
+        env.update(self.lever_env(lever))
+        command = ["ansible-playbook", "-i", inventory, "site.yml"]
+        shown = ["%s=%s" % item for item in self.lever_env(lever).items()
+                 if not item[0].endswith("CONNECTION")]
+        log("run %-28s %s" % (os.path.basename(stem), " ".join(shown)))
+        load_before = os.getloadavg()[0]  # the machine is shared: a noise indicator
+        with open(stem + ".log", "w") as output:
+            start = time.monotonic()
+            completed = subprocess.run(command, cwd=ROOT, env=env, stdout=output,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       check=False)
+            seconds = time.monotonic() - start
+        with open(stem + ".log") as handle:
+            text = handle.read()
+        if completed.returncode != 0:
+            raise BenchError("ansible-playbook failed (rc %d), see %s"
+                             % (completed.returncode, stem + ".log"))
+        calls = {"calls": 0}
+        if os.path.exists(stem + ".podman.tsv"):
+            with open(stem + ".podman.tsv") as handle:
+                calls = lib.parse_podman_log(handle.read())
+        totals = lib.recap_totals(lib.parse_recap(text))
+        figures = {"label": label, "lever": lever, "seconds": round(seconds, 2),
+                   "loadavg_1m_before": round(load_before, 2),
+                   "recap": totals, "podman": calls, "profile": lib.parse_profile(text)[:15],
+                   "log": os.path.relpath(stem + ".log", ROOT)}
+        log("    %.1f s  tasks=%d changed=%d podman calls=%d"
+            % (seconds, totals["tasks"], totals["changed"], calls["calls"]))
+        if expect_idempotent and totals["changed"]:
+            log("    NOT idempotent: changed=%d (see %s)" % (totals["changed"], stem + ".log"))
+        return figures
+
+
+def summarize(name, runs, **extra):
+    """Median/min/max of timed re-runs of one configuration, with the counts of the first."""
+    seconds = [run["seconds"] for run in runs]
+    first = runs[0]
+    summary = {
+        "name": name,
+        "reps": len(runs),
+        "median_s": round(statistics.median(seconds), 2),
+        "min_s": min(seconds),
+        "max_s": max(seconds),
+        "seconds": seconds,
+        "loadavg_1m_before": [run.get("loadavg_1m_before") for run in runs],
+        "changed_max": max(run["recap"]["changed"] for run in runs),
+        "tasks": first["recap"]["tasks"],
+        "podman_calls": first["podman"]["calls"],
+        "podman_exec": sum(count for kind, count in first["podman"].get("by_kind", {}).items()
+                           if kind.startswith("exec")),
+        "module_runs": first["podman"].get("by_kind", {}).get("exec:module", 0),
+        "podman_busy_s": first["podman"].get("seconds_busy", 0.0),
+        "podman_median_ms": first["podman"].get("median_ms", {}),
+        "modules": first["podman"].get("modules", {}),
+        "profile_top": first["profile"][:10],
+        "logs": [run["log"] for run in runs],
+    }
+    summary.update(extra)
+    return summary
+
+
+def interleaved(runner, inventory, labels, reps):
+    """``reps`` rounds of one re-run per (label, lever), in the same order each round."""
+    runs = {label: [] for label, _ in labels}
+    for _ in range(reps):
+        for label, lever in labels:
+            runs[label].append(runner.run(label, inventory, lever=lever))
+    return runs
+
+
+def pipelining_supported():
+    """has_pipelining of the podman connection plugin (None when it can't be imported)."""
+    try:
+        from ansible_collections.containers.podman.plugins.connection.podman import Connection
+    except ImportError:
+        return None
+    return bool(Connection.has_pipelining)
+
+
+def benchmark(args, lab, runner, result):
+    """All measurements, in order; fills ``result`` as it goes (so a failure keeps the figures)."""
+    mode = MODES[args.mode]
+    reps = args.reps or mode["reps"]
+    result["reps"] = reps
+    lab.open()
+    mx1 = lab.start(1)
+
+    # 1. First converge of one MX from the base image, then the baseline re-run and its levers.
+    inventory = runner.inventory([mx1], 1)
+    first = runner.run("first", inventory, expect_idempotent=False)
+    result["first_converge"] = {"seconds": first["seconds"], "recap": first["recap"],
+                                "podman_calls": first["podman"]["calls"],
+                                "profile_top": first["profile"][:10], "log": first["log"]}
+    if max(mode["hosts"]) > 1:
+        lab.take_snapshot()
+    result["podman_exec_true_median_ms"] = round(1000 * lab.exec_latency(), 1)
+
+    runner.run("fact-cache-warmup", inventory, lever="fact_cache")
+    labels = [("baseline", None), ("pipelining", "pipelining"),
+              ("gathering-explicit", "gathering_explicit"), ("fact-cache", "fact_cache")]
+    runs = interleaved(runner, inventory, labels, reps)
+    baseline = summarize("baseline", runs["baseline"], hosts=1, domains=1)
+    result["baseline"] = baseline
+    result["runs"] = {"baseline": baseline}
+    notes = {
+        "pipelining": "podman connection plugin has_pipelining=%s: ANSIBLE_PIPELINING is %s"
+                      % (pipelining_supported(), "ignored" if not pipelining_supported()
+                         else "honoured"),
+        "gathering-explicit": "playbooks/mail.yml says gather_facts: true, which 'explicit' "
+                              "still honours",
+        "fact-cache": "jsonfile fact cache + gathering=smart: the setup task is skipped while "
+                      "the cached facts are younger than 86400 s",
+    }
+    for label, lever in labels[1:]:
+        summary = summarize(label, runs[label], hosts=1, domains=1)
+        summary["ratio"] = round(summary["median_s"] / baseline["median_s"], 3)
+        summary["note"] = notes[label]
+        result["runs"][label] = summary
+        result["levers"].append({"name": label, "ratio": summary["ratio"],
+                                 "against": "baseline", "note": notes[label]})
+
+    # 2. Domains on one host: converge once with the count (keys), then time the re-runs.
+    result["scaling"]["domains"].append({"count": 1, "median_s": baseline["median_s"],
+                                         "run": "baseline"})
+    for count in mode["domains"][1:]:
+        inventory = runner.inventory([mx1], count)
+        prepare = runner.run("prepare-%dd" % count, inventory, expect_idempotent=False)
+        runs = interleaved(runner, inventory, [("rerun-%dd" % count, None)], reps)
+        summary = summarize("rerun-%dd" % count, runs["rerun-%dd" % count], hosts=1,
+                            domains=count, prepare_s=prepare["seconds"])
+        summary["ratio"] = round(summary["median_s"] / baseline["median_s"], 3)
+        result["runs"][summary["name"]] = summary
+        result["scaling"]["domains"].append({"count": count, "median_s": summary["median_s"],
+                                             "run": summary["name"],
+                                             "ratio": summary["ratio"]})
+
+    # 3. Hosts, one domain each (mx1 goes back to one domain); forks=1 on the largest count.
+    result["scaling"]["hosts"].append({"count": 1, "median_s": baseline["median_s"],
+                                       "run": "baseline"})
+    largest = max(mode["hosts"])
+    for count in mode["hosts"][1:]:
+        containers = lab.ensure(count)
+        inventory = runner.inventory(containers, 1)
+        prepare = runner.run("prepare-%dh" % count, inventory, expect_idempotent=False)
+        labels = [("rerun-%dh" % count, None)]
+        if count == largest:
+            labels.append(("forks-1-%dh" % count, "forks_1"))
+        runs = interleaved(runner, inventory, labels, reps)
+        summary = summarize("rerun-%dh" % count, runs["rerun-%dh" % count], hosts=count,
+                            domains=1, prepare_s=prepare["seconds"])
+        summary["ratio"] = round(summary["median_s"] / baseline["median_s"], 3)
+        result["runs"][summary["name"]] = summary
+        result["scaling"]["hosts"].append({"count": count, "median_s": summary["median_s"],
+                                           "run": summary["name"], "ratio": summary["ratio"]})
+        if count == largest:
+            label = "forks-1-%dh" % count
+            forks = summarize(label, runs[label], hosts=count, domains=1)
+            forks["ratio"] = round(forks["median_s"] / summary["median_s"], 3)
+            forks["note"] = "forks=1 instead of ansible.cfg's forks=16, against rerun-%dh" % count
+            result["runs"][label] = forks
+            result["levers"].append({"name": label, "ratio": forks["ratio"],
+                                     "against": summary["name"], "note": forks["note"]})
+
+    scaling = result["scaling"]
+    result["ratios"] = {
+        "rerun_%dd_over_1d" % scaling["domains"][-1]["count"]:
+            round(scaling["domains"][-1]["median_s"] / baseline["median_s"], 3),
+        "rerun_%dh_over_1h" % scaling["hosts"][-1]["count"]:
+            round(scaling["hosts"][-1]["median_s"] / baseline["median_s"], 3),
+    }
+
+
+def table(result):
+    """The printed report."""
+    lines = []
+    first = result.get("first_converge")
+    if first:
+        lines.append("first converge, 1 host from the base image: %.1f s  (tasks=%d changed=%d "
+                     "podman calls=%d)" % (first["seconds"], first["recap"]["tasks"],
+                                           first["recap"]["changed"], first["podman_calls"]))
+    if "podman_exec_true_median_ms" in result:
+        lines.append("bare round trip, podman exec mx1 /bin/true: %.0f ms (median of 20)"
+                     % result["podman_exec_true_median_ms"])
+    header = ("%-20s %5s %5s %4s %8s %7s %7s %7s %5s %6s %6s %7s %7s"
+              % ("re-run", "hosts", "doms", "reps", "median", "min", "max", "ratio", "chg",
+                 "tasks", "execs", "modules", "podman%"))
+    lines += ["", header, "-" * len(header)]
+    for summary in result.get("runs", {}).values():
+        busy = 100.0 * summary["podman_busy_s"] / max(summary["seconds"][0], 0.001)
+        lines.append("%-20s %5d %5d %4d %7.1fs %6.1fs %6.1fs %7s %5d %6d %6d %7d %6.0f%%" % (
+            summary["name"], summary["hosts"], summary["domains"], summary["reps"],
+            summary["median_s"], summary["min_s"], summary["max_s"],
+            "%.2f" % summary["ratio"] if "ratio" in summary else "1.00",
+            summary["changed_max"], summary["tasks"], summary["podman_exec"],
+            summary["module_runs"], busy))
+    if result.get("ratios"):
+        lines.append("")
+        for name, value in result["ratios"].items():
+            lines.append("%-28s %.2f" % (name, value))
+    for lever in result.get("levers", []):
+        lines.append("lever %-22s %.2f x %s  (%s)" % (lever["name"], lever["ratio"],
+                                                     lever["against"], lever["note"]))
+    baseline = result.get("baseline")
+    if baseline:
+        lines.append("")
+        lines.append("slowest tasks of the baseline re-run (profile_tasks, first repetition):")
+        for name, seconds in baseline["profile_top"]:
+            lines.append("  %6.2f s  %s" % (seconds, name))
+        lines.append("median ms per podman call kind (baseline): %s"
+                     % ", ".join("%s=%.0f" % item for item in baseline["podman_median_ms"].items()))
+    lines.append("")
+    lines.append("ratio: median / baseline re-run (levers: / the re-run they modify); chg: most "
+                 "changed= of the reps; tasks: recap ok+skipped+failed over all hosts; execs: "
+                 "podman exec calls; modules: module executions; podman%: share of wall time "
+                 "with a podman call running (first rep)")
+    return "\n".join(lines)
+
+
+def interrupt(signum, frame):
+    """Signal handler: turn SIGTERM/SIGHUP into KeyboardInterrupt."""
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def main():
+    """Parse arguments, run the benchmark inside the lab, always clean up, report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="1/100 domains, 1/2 hosts, one repetition "
+                             "(24 min on a busy 2-core box)")
+    parser.add_argument("--out", default=os.path.join(ROOT, "build", "bench"),
+                        help="output directory (default build/bench)")
+    parser.add_argument("--reps", type=int, default=0,
+                        help="repetitions of each timed re-run (default: 2 full, 1 quick)")
+    parser.add_argument("--image", default=os.environ.get("MAILWARD_IMAGE", DEFAULT_IMAGE))
+    args = parser.parse_args()
+    args.mode = "quick" if args.quick else "full"
+
+    os.environ["CONTAINERS_CONF"] = os.path.join(ROOT, "containers", "containers.conf")
+    out = os.path.abspath(args.out)
+    workdir = os.path.join(out, "converge")
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(workdir)
+    if subprocess.run(["podman", "image", "exists", args.image], check=False).returncode != 0:
+        sys.exit("converge.py: image %s is missing (scripts/build-image.sh builds it)" % args.image)
+
+    started = time.monotonic()
+    result = {
+        "mode": args.mode,
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "image": args.image,
+        "levers": [],
+        "scaling": {"domains": [], "hosts": []},
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+    # SIGTERM (and SIGHUP) take the same way out as Ctrl-C: the finally below cleans up.
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, interrupt)
+    lab = Lab(args.image)
+    status = 0
+    try:
+        benchmark(args, lab, Runner(workdir), result)
+    except BenchError as error:
+        log("error: %s" % error)
+        result["error"] = str(error)
+        status = 1
+    except KeyboardInterrupt:
+        log("interrupted")
+        result["error"] = "interrupted"
+        status = 130
+    finally:
+        with contextlib.suppress(KeyboardInterrupt):
+            log("cleaning up %s containers, network and snapshot" % PREFIX)
+            lab.close()
+    result["duration_s"] = round(time.monotonic() - started, 1)
+    path = os.path.join(out, "converge.json")
+    with open(path, "w") as handle:
+        json.dump(result, handle, indent=2)
+        handle.write("\n")
+    print(table(result))
+    print("\nbenchmark duration: %.0f s (%s mode)" % (result["duration_s"], args.mode))
+    print("written: %s" % os.path.relpath(path, os.getcwd()))
+    if status == 0:
+        png = lib.plot(result, os.path.join(out, "converge.png"))
+        print("written: %s" % os.path.relpath(png, os.getcwd()) if png
+              else "no plot: matplotlib is not installed")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""Helpers for bench/converge.py: inventories, the podman call counter, output parsing, the plot.
+
+Everything here is pure (text in, data out) except ``write_*`` and ``plot``, so the parsing can be
+checked on a saved log without containers:
+
+    .venv/bin/python -c "import sys; sys.path.insert(0, 'bench'); import lib_converge as l; \
+        print(l.parse_recap(open('build/bench/converge/logs/baseline-1.log').read()))"
+"""
+
+import os
+import re
+import statistics
+
+import yaml
+
+# ---------------------------------------------------------------------------------------------
+# Inventory
+# ---------------------------------------------------------------------------------------------
+
+DOMAIN_SUFFIX = "bench.test"
+SELECTOR = "mwbench"
+
+
+def domain_name(host_number, number):
+    """The name of synthetic domain ``number`` of host ``host_number`` (both from 1)."""
+    return "d%04d.h%d.%s" % (number, host_number, DOMAIN_SUFFIX)
+
+
+def mail_domain(name):
+    """One mail_domains item: SPF, one RSA-2048 DKIM selector, a DMARC policy."""
+    return {
+        "name": name,
+        "spf": {"mx": True, "all": "fail"},
+        "dkim": [{"selector": SELECTOR, "type": "rsa", "bits": 2048}],
+        "dmarc": {"p": "reject", "adkim": "s", "aspf": "s"},
+    }
+
+
+def inventory(containers, domains_per_host, zonefile_dir):
+    """The inventory (as a dict) shaped like inventory/demo: group ``mail``, podman connection.
+
+    ``containers`` are container names; host N (from 1) is ``mxN.bench.test`` and gets
+    ``domains_per_host`` domains of its own (one DKIM selector each), so no two hosts share a
+    domain or a selector. No submission users; records go to ``zonefile_dir``.
+    """
+    hosts = {}
+    for number, name in enumerate(containers, start=1):
+        hosts[name] = {
+            "mail_hostname": "mx%d.%s" % (number, DOMAIN_SUFFIX),
+            "mail_domains": [mail_domain(domain_name(number, index))
+                             for index in range(1, domains_per_host + 1)],
+        }
+    return {"all": {"children": {"mail": {
+        "hosts": hosts,
+        "vars": {
+            "ansible_connection": "containers.podman.podman",
+            "ansible_python_interpreter": "/usr/bin/python3",
+            "mail_mynetworks": ["127.0.0.0/8", "[::1]/128"],
+            "submission_users": [],
+            "dns_backend": "zonefile",
+            "dns_zonefile_dir": zonefile_dir,
+        },
+    }}}}
+
+
+def write_inventory(directory, containers, domains_per_host, zonefile_dir):
+    """Write ``directory``/hosts.yml and return the directory (the ``-i`` argument)."""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "hosts.yml"), "w") as handle:
+        handle.write("---\n# Written by bench/converge.py; removed and rewritten on every run.\n")
+        yaml.safe_dump(inventory(containers, domains_per_host, zonefile_dir), handle,
+                       default_flow_style=False, sort_keys=False)
+    return directory
+
+
+# ---------------------------------------------------------------------------------------------
+# The podman call counter
+# ---------------------------------------------------------------------------------------------
+
+WRAPPER = """#!/bin/bash
+# Written by bench/converge.py: counts and times every podman call of the podman connection plugin
+# (ANSIBLE_PODMAN_EXECUTABLE points here), then behaves exactly like podman.
+start=$EPOCHREALTIME
+%(podman)s "$@"
+rc=$?
+args="$*"
+args=${args//$'\\n'/ }
+args=${args//$'\\t'/ }
+printf '%%s\\t%%s\\t%%s\\t%%s\\n' "$start" "$EPOCHREALTIME" "$rc" "${args:0:400}" \\
+  >>"${MAILWARD_BENCH_PODMAN_LOG:-/dev/null}"
+exit $rc
+"""
+
+
+def write_wrapper(path, podman):
+    """Write the counting wrapper for the real ``podman`` binary at ``path`` (mode 0755)."""
+    with open(path, "w") as handle:
+        handle.write(WRAPPER % {"podman": podman})
+    os.chmod(path, 0o755)
+    return path
+
+
+_MODULE = re.compile(r"AnsiballZ_(\w+)\.py")
+
+
+def classify(args):
+    """What one podman call did: mount, cp, or exec:<module|mkdir|chmod|rm|home|other>."""
+    words = args.split(" ", 1)
+    command = words[0]
+    if command != "exec":
+        return command
+    # The order matters: chmod and rm name the AnsiballZ file too.
+    if "/bin/sh -c chmod " in args:
+        return "exec:chmod"
+    if "/bin/sh -c rm -f -r " in args:
+        return "exec:rm"
+    if "mkdir" in args:
+        return "exec:mkdir"
+    if _MODULE.search(args):
+        return "exec:module"
+    if "echo ~" in args:
+        return "exec:home"
+    return "exec:other"
+
+
+def union_seconds(intervals):
+    """Seconds covered by at least one of the (start, end) intervals."""
+    total = 0.0
+    current_start = current_end = None
+    for start, end in sorted(intervals):
+        if current_end is None or start > current_end:
+            if current_end is not None:
+                total += current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    if current_end is not None:
+        total += current_end - current_start
+    return total
+
+
+def parse_podman_log(text):
+    """Counts and durations of the podman calls logged by the wrapper.
+
+    Returns calls (all), by_kind (count per ``classify`` kind), modules (count per module name),
+    seconds_sum (sum of call durations), seconds_busy (time with at least one call running),
+    and the median duration of each kind (``median_ms``).
+    """
+    by_kind, modules, durations, intervals = {}, {}, {}, []
+    for line in text.splitlines():
+        parts = line.split("\t", 3)
+        if len(parts) != 4:
+            continue
+        start, end = float(parts[0]), float(parts[1])
+        kind = classify(parts[3])
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+        durations.setdefault(kind, []).append(end - start)
+        intervals.append((start, end))
+        module = _MODULE.search(parts[3]) if kind == "exec:module" else None
+        if module:
+            modules[module.group(1)] = modules.get(module.group(1), 0) + 1
+    return {
+        "calls": len(intervals),
+        "by_kind": dict(sorted(by_kind.items())),
+        "modules": dict(sorted(modules.items(), key=lambda item: -item[1])),
+        "seconds_sum": round(sum(end - start for start, end in intervals), 3),
+        "seconds_busy": round(union_seconds(intervals), 3),
+        "median_ms": {kind: round(1000 * statistics.median(values), 1)
+                      for kind, values in sorted(durations.items())},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# ansible-playbook output
+# ---------------------------------------------------------------------------------------------
+
+_RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)"
+                    r"\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)")
+_RECAP_KEYS = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")
+_PROFILE = re.compile(r"^(.*?) -+ (\d+\.\d+)s\s*$")
+
+
+def parse_recap(text):
+    """The PLAY RECAP: {host: {ok, changed, unreachable, failed, skipped, rescued, ignored}}.
+
+    Ansible counts a changed task in ``ok`` too, so the tasks a host ran are ok + skipped
+    (+ failed); a looped task counts once.
+    """
+    hosts = {}
+    in_recap = False
+    for line in text.splitlines():
+        if line.startswith("PLAY RECAP"):
+            in_recap = True
+            continue
+        if in_recap:
+            match = _RECAP.match(line)
+            if match:
+                hosts[match.group(1)] = dict(zip(_RECAP_KEYS, map(int, match.groups()[1:])))
+            elif hosts and not line.strip():
+                in_recap = False
+    return hosts
+
+
+def recap_totals(hosts):
+    """Sums over the hosts of a parsed recap, plus ``tasks`` = ok + skipped + failed."""
+    totals = {key: sum(host[key] for host in hosts.values()) for key in _RECAP_KEYS}
+    totals["tasks"] = totals["ok"] + totals["skipped"] + totals["failed"]
+    return totals
+
+
+def parse_profile(text):
+    """The profile_tasks summary after the recap: [(task name, seconds)], slowest first."""
+    tail = text[text.rfind("PLAY RECAP"):] if "PLAY RECAP" in text else text
+    tasks = []
+    for line in tail.splitlines():
+        match = _PROFILE.match(line)
+        if match and not line.startswith("="):
+            tasks.append((match.group(1).strip(), float(match.group(2))))
+    return sorted(tasks, key=lambda item: -item[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The plot
+# ---------------------------------------------------------------------------------------------
+
+def plot(result, path):
+    """Three panels (re-run vs domains, re-run vs hosts, lever ratios) as a PNG at ``path``.
+
+    Returns the path, or None when matplotlib is missing.
+    """
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as pyplot
+    except ImportError:
+        return None
+    figure, axes = pyplot.subplots(1, 3, figsize=(15, 4.5))
+    scaling = result["scaling"]
+    for axis, key, label in ((axes[0], "domains", "domains (1 host)"),
+                             (axes[1], "hosts", "hosts (1 domain each)")):
+        points = scaling[key]
+        xs = [point["count"] for point in points]
+        ys = [point["median_s"] for point in points]
+        axis.plot(xs, ys, marker="o")
+        for x, y in zip(xs, ys):
+            axis.annotate("%.1f s" % y, (x, y), textcoords="offset points", xytext=(4, 6))
+        if key == "domains" and len(xs) > 1 and max(xs) / max(min(xs), 1) >= 50:
+            axis.set_xscale("log")
+        axis.set_xlabel(label)
+        axis.set_ylabel("idempotent re-run, median wall s")
+        axis.set_ylim(bottom=0)
+        axis.grid(True, alpha=0.3)
+    levers = result["levers"]
+    names = [lever["name"] for lever in levers]
+    ratios = [lever["ratio"] for lever in levers]
+    axes[2].barh(names, ratios)
+    axes[2].axvline(1.0, color="black", linewidth=0.8)
+    for index, ratio in enumerate(ratios):
+        axes[2].annotate("%.2f" % ratio, (ratio, index), textcoords="offset points",
+                         xytext=(4, -3))
+    axes[2].set_xlabel("re-run time / baseline re-run (lower is faster)")
+    axes[2].invert_yaxis()
+    figure.suptitle("mailward convergence benchmark (%s mode, first converge %.0f s)"
+                    % (result["mode"], result["first_converge"]["seconds"]))
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+    return path

@@ -1,0 +1,773 @@
+#!/usr/bin/env python3
+"""Mail throughput benchmark (issue 6, part 2): figures, never pass/fail.
+
+One run builds, on the podman network mailward-tput-net (fixed addresses):
+  ns        BIND 9, authoritative for src.example (the sender's domain: SPF, DMARC, MX, A),
+            bench.example (the MX hosts' domain) and the reverse zone; resolver of every other
+            container (other names are forwarded to podman's resolver so apt keeps working)
+  sender    Debian's postfix package, for /usr/sbin/smtp-source (the load generator)
+  mx-*      one MX container per configuration, all from the same image, all resolving
+            through ns directly:
+              plain     (a) apt install postfix, local delivery to ~bench/Maildir: the ceiling
+              spf       plain + policyd-spf spawned from master.cf (package README wiring)
+              dkim      plain + OpenDKIM (package defaults) as milter on inet 8891
+              dmarc     plain + OpenDMARC (package defaults) as milter on inet 8893
+              tutorial  (b) plain + all three, package defaults, the usual how-to wiring
+              mailward  (c) converged with mailward's site.yml (temporary inventory under --out)
+            and, with --experiments, one more mailward MX (mwtuned) on which single changes
+            are tried by hand-style shell edits and measured side by side with mailward.
+
+It measures messages/second with smtp-source (-s sessions in parallel, -d: every session sends
+its messages over one connection, -l bytes per message), repeated --reps times per
+configuration in rotating order (median reported), and checks sent = delivered (Maildir
+count, queue empty). Then an accounting pass per configuration: DNS queries seen by ns (BIND
+query log, per MX address) and CPU time per process name on the MX and ns (/proc sampling).
+
+Results: a table on stdout, <out>/throughput.json, <out>/throughput.png (matplotlib).
+Containers and network are removed at the end, also on error or Ctrl-C; the image
+localhost/mailward-tput-img is kept for the next run (--rebuild-image to rebuild it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFIX = "mailward-tput"
+NET = f"{PREFIX}-net"
+IMAGE = "localhost/mailward-tput-img:latest"
+BASE_IMAGE = os.environ.get("MAILWARD_IMAGE", "localhost/mailward-debian12:latest")
+SUBNET = "10.89.231.0/24"
+NET3 = "10.89.231"
+NS_IP = f"{NET3}.53"
+SENDER_IP = f"{NET3}.31"
+SENDER_HOST = "sender.src.example"
+SENDER_DOMAIN = "src.example"
+MX_DOMAIN = "bench.example"
+RCPT = f"bench@{MX_DOMAIN}"
+MAIL_FROM = f"bench@{SENDER_DOMAIN}"
+PACKAGES = ["postfix", "postfix-policyd-spf-python", "opendkim", "opendkim-tools", "opendmarc",
+            "bind9", "bind9-dnsutils", "unbound"]
+
+# name -> (label, last octet, kind)
+CONFIGS = {
+    "plain": ("(a) plain Postfix", 11),
+    "spf": ("plain + policyd-spf", 12),
+    "dkim": ("plain + OpenDKIM", 13),
+    "dmarc": ("plain + OpenDMARC", 14),
+    "tutorial": ("(b) tutorial (SPF+DKIM+DMARC, package defaults)", 15),
+    "mailward": ("(c) mailward site.yml", 16),
+}
+TUNED = ("mwtuned", "(c) mailward + experiment", 17)
+
+# Experiments applied one after another (cumulatively) on the mwtuned MX; each is measured
+# side by side with the untouched mailward MX. Shell run inside the container.
+UNBOUND_CONF = f"""server:
+  interface: 127.0.0.1
+  access-control: 127.0.0.0/8 allow
+  do-ip6: no
+  do-not-query-localhost: no
+  module-config: "iterator"
+  num-threads: 1
+  msg-cache-size: 16m
+  rrset-cache-size: 32m
+  prefetch: yes
+  logfile: ""
+  use-syslog: no
+  verbosity: 0
+  pidfile: /run/unbound-tput.pid
+  chroot: ""
+forward-zone:
+  name: "."
+  forward-addr: {NS_IP}
+"""
+UNIX_MILTERS = r"""set -e
+root=/var/spool/postfix
+# smtpd sees the socket relative to its chroot (Debian: chroot y)
+if [ "$(postconf -Fh smtp/inet/chroot)" = n ]; then pre=$root; else pre=""; fi
+mkdir -p $root/opendkim $root/opendmarc
+chown opendkim:opendkim $root/opendkim; chown opendmarc:opendmarc $root/opendmarc
+chmod 750 $root/opendkim $root/opendmarc
+usermod -aG opendkim,opendmarc postfix
+sed -i "s|^Socket .*|Socket                  local:$root/opendkim/opendkim.sock|" /etc/opendkim.conf
+sed -i "s|^Socket .*|Socket                      local:$root/opendmarc/opendmarc.sock|" /etc/opendmarc.conf
+systemctl restart opendkim opendmarc; sleep 1
+for p in smtpd_milters non_smtpd_milters; do
+  v=$(postconf -h $p | sed -e "s|inet:localhost:8891|unix:$pre/opendkim/opendkim.sock|" -e "s|inet:localhost:8893|unix:$pre/opendmarc/opendmarc.sock|")
+  postconf -e "$p=$v"
+done
+postfix check; postfix reload >/dev/null 2>&1; postconf smtpd_milters non_smtpd_milters
+"""
+EXPERIMENTS = [
+    ("unixmilters", "OpenDKIM/OpenDMARC on unix sockets in the Postfix chroot instead of inet 8891/8893",
+     UNIX_MILTERS),
+    ("unbound", "local caching resolver (unbound, forwarding to ns) in /etc/resolv.conf",
+     "set -e; cat > /etc/unbound/tput.conf <<'EOF'\n" + UNBOUND_CONF + "EOF\n"
+     "unbound-checkconf /etc/unbound/tput.conf >/dev/null; unbound -c /etc/unbound/tput.conf;"
+     " sleep 0.5; echo 'nameserver 127.0.0.1' > /etc/resolv.conf;"
+     " [ -d /var/spool/postfix/etc ] && cp /etc/resolv.conf /var/spool/postfix/etc/resolv.conf;"
+     " sed -i 's/^Nameservers .*/Nameservers 127.0.0.1/' /etc/opendkim.conf;"
+     " systemctl restart opendkim opendmarc; postfix reload"),
+    ("quietlog", "less logging: policyd-spf debugLevel 0, OpenDKIM SyslogSuccess no",
+     "set -e; f=$(ls /etc/postfix-policyd-spf-python/policyd-spf.conf);"
+     " sed -i 's/^debugLevel.*/debugLevel = 0/' $f;"
+     " sed -i 's/^SyslogSuccess.*/SyslogSuccess           no/' /etc/opendkim.conf;"
+     " systemctl restart opendkim; postfix reload"),
+]
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def sh(cmd: list[str] | str, check: bool = True, input: str | None = None, timeout: float | None = None,
+       capture: bool = True) -> subprocess.CompletedProcess:
+    if isinstance(cmd, str):
+        cmd = ["bash", "-c", cmd]
+    p = subprocess.run(cmd, input=input, text=True, capture_output=capture, timeout=timeout)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"command failed ({p.returncode}): {' '.join(cmd)[:300]}\n"
+                           f"{(p.stdout or '')[-2000:]}\n{(p.stderr or '')[-2000:]}")
+    return p
+
+
+def pexec(name: str, script: str, check: bool = True, input: str | None = None,
+          timeout: float | None = 600) -> str:
+    return sh(["podman", "exec", "-i", name, "bash", "-c", script], check=check, input=input,
+              timeout=timeout).stdout
+
+
+def put(name: str, path: str, content: str, mode: str = "0644") -> None:
+    pexec(name, f"cat > {shlex.quote(path)} && chmod {mode} {shlex.quote(path)}", input=content)
+
+
+def cname(short: str) -> str:
+    return f"{PREFIX}-{short}"
+
+
+# ---------------------------------------------------------------- world: image, network, ns
+def cleanup(names: list[str]) -> None:
+    for n in names:
+        sh(["podman", "rm", "-f", "-t", "2", n], check=False)
+    sh(["podman", "network", "rm", "-f", NET], check=False)
+
+
+def existing_tput_containers() -> list[str]:
+    out = sh(["podman", "ps", "-a", "--format", "{{.Names}}"]).stdout.split()
+    return [n for n in out if n.startswith(PREFIX + "-")]
+
+
+def wait_systemd(name: str) -> None:
+    for _ in range(60):
+        st = sh(["podman", "exec", name, "systemctl", "is-system-running"], check=False).stdout.strip()
+        if st in ("running", "degraded"):
+            return
+        time.sleep(1)
+    raise RuntimeError(f"systemd did not come up in {name}")
+
+
+def run_container(short: str, ip: str, hostname: str, image: str, dns: str | None) -> str:
+    name = cname(short)
+    cmd = ["podman", "run", "-d", "--name", name, "--hostname", hostname, "--network", NET,
+           "--ip", ip, "--label", "owner=mailward-tput"]
+    if dns:
+        cmd += ["--dns", dns]
+    cmd += [image, "/sbin/init"]
+    sh(cmd)
+    return name
+
+
+def build_image(rebuild: bool) -> None:
+    have = sh(["podman", "image", "exists", IMAGE], check=False).returncode == 0
+    if have and not rebuild:
+        log(f"image {IMAGE} exists (reused; --rebuild-image to rebuild)")
+        return
+    log(f"building {IMAGE} from {BASE_IMAGE}: {' '.join(PACKAGES)}")
+    name = run_container("build", f"{NET3}.2", "build.bench.example", BASE_IMAGE, None)
+    try:
+        wait_systemd(name)
+        # policy-rc.d: no service starts during the build (unbound would fetch trust anchors).
+        pexec(name, textwrap.dedent(f"""\
+            set -e
+            printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d
+            echo 'postfix postfix/main_mailer_type select Internet Site' | debconf-set-selections
+            echo 'postfix postfix/mailname string localhost' | debconf-set-selections
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {' '.join(PACKAGES)} >/tmp/apt.log 2>&1 || {{ tail -30 /tmp/apt.log; exit 1; }}
+            systemctl disable opendkim opendmarc named unbound unbound-resolvconf >/dev/null 2>&1 || true
+            systemctl mask unbound unbound-resolvconf >/dev/null 2>&1 || true
+            rm -f /usr/sbin/policy-rc.d /etc/unbound/unbound.conf.d/root-auto-trust-anchor-file.conf
+            apt-get clean; rm -rf /var/lib/apt/lists/*
+            useradd -m -s /usr/sbin/nologin bench
+            """), timeout=900)
+        sh(["podman", "stop", "-t", "5", name])
+        sh(["podman", "commit", "-q", name, IMAGE])
+    finally:
+        sh(["podman", "rm", "-f", name], check=False)
+
+
+def zone(origin: str, body: str) -> str:
+    return textwrap.dedent(f"""\
+        $TTL 300
+        $ORIGIN {origin}.
+        @ IN SOA ns.{MX_DOMAIN}. hostmaster.{MX_DOMAIN}. ( 1 300 60 600 60 )
+        @ IN NS ns.{MX_DOMAIN}.
+        """) + body
+
+
+def setup_ns(mx_hosts: dict[str, str]) -> str:
+    name = run_container("ns", NS_IP, f"ns.{MX_DOMAIN}", IMAGE, None)
+    wait_systemd(name)
+    upstream = pexec(name, "awk '/^nameserver/ {print $2; exit}' /etc/resolv.conf").strip()
+    spf = f'"v=spf1 ip4:{SENDER_IP} -all"'
+    zones = {
+        SENDER_DOMAIN: zone(SENDER_DOMAIN, textwrap.dedent(f"""\
+            @ IN MX 10 sender
+            @ IN TXT {spf}
+            sender IN A {SENDER_IP}
+            sender IN TXT {spf}
+            _dmarc IN TXT "v=DMARC1; p=reject"
+            """)),
+        MX_DOMAIN: zone(MX_DOMAIN, f"ns IN A {NS_IP}\n@ IN MX 10 mx-mailward\n"
+                        '@ IN TXT "v=spf1 mx -all"\n_dmarc IN TXT "v=DMARC1; p=none"\n'
+                        + "".join(f"{h.split('.')[0]} IN A {ip}\n" for h, ip in mx_hosts.items())),
+        f"231.89.10.in-addr.arpa": zone("231.89.10.in-addr.arpa",
+                                        f"53 IN PTR ns.{MX_DOMAIN}.\n31 IN PTR {SENDER_HOST}.\n"
+                                        + "".join(f"{ip.split('.')[-1]} IN PTR {h}.\n"
+                                                  for h, ip in mx_hosts.items())),
+    }
+    for z, text in zones.items():
+        put(name, f"/var/lib/bind/{z}.db", text)
+    put(name, "/etc/bind/named.conf.local",
+        "".join(f'zone "{z}" {{ type primary; file "/var/lib/bind/{z}.db"; }};\n' for z in zones))
+    put(name, "/etc/bind/named.conf.options", textwrap.dedent(f"""\
+        options {{
+            directory "/var/cache/bind";
+            listen-on {{ any; }};
+            listen-on-v6 {{ none; }};
+            recursion yes;
+            allow-recursion {{ 127.0.0.0/8; {SUBNET}; }};
+            allow-query {{ any; }};
+            forwarders {{ {upstream}; }};
+            forward only;
+            dnssec-validation no;
+            minimal-responses yes;
+            querylog no;
+        }};
+        logging {{
+            channel tput_queries {{ file "/var/log/named/query.log" versions 0 size 500m; print-time yes; }};
+            category queries {{ tput_queries; }};
+            category lame-servers {{ null; }};
+        }};
+        """))
+    pexec(name, "mkdir -p /var/log/named && chown bind:bind /var/log/named && named-checkconf"
+                " && systemctl enable --now named >/dev/null 2>&1 && systemctl restart named")
+    for _ in range(30):
+        if pexec(name, f"dig +short +time=1 +tries=1 @127.0.0.1 TXT {SENDER_DOMAIN}", check=False).strip():
+            return name
+        time.sleep(1)
+    raise RuntimeError("named does not answer")
+
+
+def setup_sender() -> str:
+    name = run_container("sender", SENDER_IP, SENDER_HOST, IMAGE, NS_IP)
+    wait_systemd(name)
+    pexec(name, "systemctl disable --now postfix >/dev/null 2>&1; test -x /usr/sbin/smtp-source")
+    return name
+
+
+# ---------------------------------------------------------------- the MX configurations
+PLAIN_MAIN = {
+    "inet_protocols": "ipv4",
+    "mydestination": f"$myhostname, {MX_DOMAIN}, localhost",
+    "home_mailbox": "Maildir/",
+}
+TUTORIAL_MILTERS = {
+    "milter_default_action": "accept",
+    "milter_protocol": "6",
+    "non_smtpd_milters": "$smtpd_milters",
+}
+
+
+def configure_manual(name: str, cfg: str, host: str) -> None:
+    main = dict(PLAIN_MAIN, myhostname=host)
+    script = ["set -e"]
+    spf = cfg in ("spf", "tutorial")
+    dkim = cfg in ("dkim", "tutorial")
+    dmarc = cfg in ("dmarc", "tutorial")
+    milters = []
+    if spf:
+        script.append("cat >> /etc/postfix/master.cf <<'EOF'\n"
+                      "policyd-spf  unix  -       n       n       -       0       spawn\n"
+                      "    user=policyd-spf argv=/usr/bin/policyd-spf\nEOF")
+        main["policyd-spf_time_limit"] = "3600"
+        main["smtpd_recipient_restrictions"] = ("permit_mynetworks, reject_unauth_destination, "
+                                                "check_policy_service unix:private/policyd-spf")
+    if dkim:
+        # Socket: the brief's inet 8891. Nameservers: OpenDKIM's libunbound ignores resolv.conf
+        # and would recurse from the root servers; it must ask ns (no query happens for
+        # unsigned mail, this only keeps every lookup inside the test network).
+        script.append("sed -i 's|^Socket.*|Socket\\t\\t\\tinet:8891@localhost|' /etc/opendkim.conf"
+                      f" && echo 'Nameservers\t\t{NS_IP}' >> /etc/opendkim.conf"
+                      " && systemctl enable --now opendkim >/dev/null 2>&1 && systemctl restart opendkim")
+        milters.append("inet:localhost:8891")
+    if dmarc:
+        script.append("sed -i 's|^Socket.*|Socket inet:8893@localhost|' /etc/opendmarc.conf"
+                      " && systemctl enable --now opendmarc >/dev/null 2>&1 && systemctl restart opendmarc")
+        milters.append("inet:localhost:8893")
+    if milters:
+        main.update(TUTORIAL_MILTERS)
+        main["smtpd_milters"] = ", ".join(milters)
+    script.append("postconf -e " + " ".join(shlex.quote(f"{k}={v}") for k, v in main.items()))
+    script.append("postfix check && systemctl restart postfix")
+    pexec(name, "\n".join(script))
+
+
+def converge_mailward(out: Path, hosts: dict[str, str]) -> float:
+    """hosts: container name -> mail_hostname. Returns seconds taken."""
+    inv = out / "tput-inventory"
+    (inv / "group_vars").mkdir(parents=True, exist_ok=True)
+    hosts_yml = {"all": {"children": {"mail": {"hosts": {
+        n: {"ansible_connection": "containers.podman.podman",
+            "ansible_python_interpreter": "/usr/bin/python3",
+            "mail_hostname": h,
+            "mail_public_ipv4": ip}
+        for n, (h, ip) in hosts.items()}}}}}
+    (inv / "hosts.yml").write_text(json.dumps(hosts_yml, indent=2) + "\n")
+    group = {
+        "mail_mynetworks": ["127.0.0.0/8", "[::1]/128"],
+        "mail_domains": [{
+            "name": MX_DOMAIN,
+            "spf": {"mx": True, "all": "fail"},
+            # Several mailward MX hosts share the domain: one selector per host (README).
+            "mx": [{"host": f"mx-mailward.{MX_DOMAIN}", "priority": 10}],
+            "dkim": [{"selector": f"tput{ip.split('.')[-1]}", "type": "rsa", "bits": 2048, "hosts": [n]}
+                     for n, (_, ip) in hosts.items()],
+            "dmarc": {"p": "none"},
+        }],
+        "dns_backend": "zonefile",
+        "dns_zonefile_dir": str(out / "tput-dns"),
+        "dns_mta_sts_policy_dir": "",
+        # Same mailbox format as the other configurations (and as molecule/e2e).
+        "postfix_main_cf_overrides": {"home_mailbox": "Maildir/"},
+        # As in molecule/e2e: OpenDKIM's libunbound must ask ns, not the root servers.
+        "opendkim_extra_config": {"Nameservers": NS_IP},
+    }
+    (inv / "group_vars" / "mail.yml").write_text(json.dumps(group, indent=2) + "\n")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               CONTAINERS_CONF=str(ROOT / "containers" / "containers.conf"),
+               ANSIBLE_CALLBACKS_ENABLED="", ANSIBLE_FORCE_COLOR="0")
+    t0 = time.monotonic()
+    with open(out / "tput-converge.log", "w") as fh:
+        playbook = Path(sys.executable).parent / "ansible-playbook"
+        p = subprocess.run([str(playbook) if playbook.exists() else "ansible-playbook",
+                            "-i", str(inv), str(ROOT / "site.yml")],
+                           cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"site.yml failed, see {out / 'tput-converge.log'}")
+    return time.monotonic() - t0
+
+
+# ---------------------------------------------------------------- measurement
+WAITER = r"""
+import os, sys, time, subprocess
+n, timeout = int(sys.argv[1]), float(sys.argv[2])
+d = '/home/bench/Maildir/new'
+print('ready', flush=True)
+end = time.time() + timeout
+count = 0
+while time.time() < end:
+    try:
+        count = len(os.listdir(d))
+    except FileNotFoundError:
+        count = 0
+    if count >= n:
+        break
+    time.sleep(0.05)
+t = time.time_ns()
+# queue empty (postqueue -j prints one JSON line per queued message)
+q = -1
+for _ in range(100):
+    q = len(subprocess.run(['postqueue', '-j'], capture_output=True, text=True).stdout.splitlines())
+    if q == 0:
+        break
+    time.sleep(0.1)
+time.sleep(0.3)
+print('done', t, len(os.listdir(d)) if os.path.isdir(d) else 0, q, flush=True)
+"""
+
+CPU_SNAP = r"""
+import os, json
+tot = {}
+for p in os.listdir('/proc'):
+    if not p.isdigit():
+        continue
+    try:
+        s = open(f'/proc/{p}/stat').read()
+    except OSError:
+        continue
+    comm = s[s.index('(') + 1:s.rindex(')')]
+    f = s[s.rindex(')') + 2:].split()
+    tot[comm] = tot.get(comm, 0) + int(f[11]) + int(f[12])
+print(json.dumps(tot))
+"""
+
+
+def reset_mailbox(mx: str) -> None:
+    pexec(mx, "rm -rf /home/bench/Maildir/new /home/bench/Maildir/cur /home/bench/Maildir/tmp; "
+              "test -z \"$(postqueue -j)\" || { postsuper -d ALL >/dev/null 2>&1; true; }")
+
+
+def smtp_source_cmd(ip: str, n: int, sessions: int, size: int) -> str:
+    return (f"/usr/sbin/smtp-source -d -s {sessions} -m {n} -l {size} -f {MAIL_FROM} -t {RCPT}"
+            f" -M {SENDER_HOST} -S tput {ip}:25")
+
+
+def run_once(cfg: str, ip: str, n: int, sessions: int, size: int) -> dict:
+    mx = cname(f"mx-{cfg}")
+    reset_mailbox(mx)
+    timeout = max(120.0, n / 5.0)
+    waiter = subprocess.Popen(["podman", "exec", "-i", mx, "python3", "-c", WAITER, str(n), str(timeout)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert waiter.stdout is not None
+    line = waiter.stdout.readline()
+    if not line.startswith("ready"):
+        raise RuntimeError(f"waiter did not start on {mx}: {line} {waiter.stderr.read() if waiter.stderr else ''}")
+    p = sh(["podman", "exec", cname("sender"), "bash", "-c",
+            f"date +%s%N; {smtp_source_cmd(ip, n, sessions, size)} 2>&1; echo rc=$?; date +%s%N"],
+           timeout=timeout + 60)
+    lines = p.stdout.strip().splitlines()
+    t0, t1 = int(lines[0]), int(lines[-1])
+    rc = lines[-2]
+    errors = [ln for ln in lines[1:-2] if ln.strip()]
+    out, _ = waiter.communicate(timeout=timeout + 60)
+    done = [ln for ln in out.splitlines() if ln.startswith("done")]
+    if not done:
+        raise RuntimeError(f"waiter failed on {mx}: {out}")
+    _, td, delivered, queued = done[0].split()
+    accept_s = (t1 - t0) / 1e9
+    e2e_s = (int(td) - t0) / 1e9
+    res = {"config": cfg, "messages": n, "sessions": sessions, "size": size,
+           "accept_seconds": round(accept_s, 3), "delivered_seconds": round(e2e_s, 3),
+           "accept_rate": round(n / accept_s, 2), "delivered_rate": round(n / e2e_s, 2),
+           "delivered": int(delivered), "queue_left": int(queued), "smtp_source": rc,
+           "ok": rc == "rc=0" and int(delivered) == n and int(queued) == 0}
+    if errors:
+        res["smtp_source_output"] = errors[:5]
+    return res
+
+
+def sample_headers(mx: str) -> list[str]:
+    out = pexec(mx, "f=$(ls /home/bench/Maildir/new/* 2>/dev/null | head -1); [ -n \"$f\" ] && "
+                    "sed '/^$/q' \"$f\"", check=False)
+    keep = ("Received-SPF", "Authentication-Results", "DKIM-Signature", "Received:")
+    hdrs, cur = [], None
+    for ln in out.splitlines():
+        if ln[:1] in (" ", "\t") and cur is not None:
+            hdrs[-1] += " " + ln.strip()
+            continue
+        cur = ln
+        hdrs.append(ln)
+    return [h for h in hdrs if h.startswith(keep)]
+
+
+def cpu_snapshot(name: str) -> dict:
+    return json.loads(pexec(name, f"python3 -c {shlex.quote(CPU_SNAP)}"))
+
+
+def accounting(cfg: str, ip: str, n: int, sessions: int, size: int, clk: int) -> dict:
+    """One extra run with BIND's query log on and CPU sampling; not part of the rates."""
+    mx = cname(f"mx-{cfg}")
+    ns = cname("ns")
+    pexec(ns, "rndc querylog on >/dev/null; : > /var/log/named/query.log")
+    c0, n0 = cpu_snapshot(mx), cpu_snapshot(ns)
+    res = run_once(cfg, ip, n, sessions, size)
+    c1, n1 = cpu_snapshot(mx), cpu_snapshot(ns)
+    time.sleep(0.5)
+    qlog = pexec(ns, "cat /var/log/named/query.log; rndc querylog off >/dev/null")
+    queries: dict[str, int] = {}
+    total = 0
+    for ln in qlog.splitlines():
+        if f"client @" not in ln or f" {ip}#" not in ln:
+            continue
+        try:
+            q = ln.split("query: ", 1)[1].split()
+            key = f"{q[2]} {q[0]}"  # TYPE name
+        except IndexError:
+            continue
+        total += 1
+        queries[key] = queries.get(key, 0) + 1
+
+    def delta(a: dict, b: dict) -> dict:
+        d = {k: (b.get(k, 0) - a.get(k, 0)) * 1000.0 / clk / n for k in b}
+        return {k: round(v, 3) for k, v in sorted(d.items(), key=lambda kv: -kv[1]) if v > 0.0005}
+
+    pids = pexec(mx, "pgrep -c -f /usr/bin/policyd-spf || true").strip()
+    return {"config": cfg, "run": res, "dns_queries_total": total,
+            "dns_queries_per_message": round(total / n, 3),
+            "dns_queries": dict(sorted(queries.items(), key=lambda kv: -kv[1])[:15]),
+            "mx_cpu_ms_per_message": delta(c0, c1),
+            "mx_cpu_ms_per_message_total": round(sum(delta(c0, c1).values()), 3),
+            "ns_cpu_ms_per_message": delta(n0, n1),
+            "policyd_spf_processes_after": int(pids or 0)}
+
+
+def policyd_spf_micro(mx: str, requests: int) -> dict:
+    """policyd-spf alone: start-up time, and per-request time of one process fed `requests`
+    policy requests on stdin (the Postfix policy protocol), resolving the way the MX does."""
+    req = (f"request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
+           f"client_address={SENDER_IP}\nclient_name={SENDER_HOST}\nhelo_name={SENDER_HOST}\n"
+           f"sender={MAIL_FROM}\nrecipient={RCPT}\ninstance=%d\n\n")
+    conf = pexec(mx, "ls /etc/postfix-policyd-spf-python/policyd-spf.conf").strip()
+    script = textwrap.dedent(f"""\
+        import subprocess, sys, time
+        n = {requests}
+        t0 = time.perf_counter()
+        p = subprocess.Popen(['/usr/bin/policyd-spf', '{conf}'], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        req = {req!r}
+        p.stdin.write(req % 0); p.stdin.flush()
+        first = p.stdout.readline(); p.stdout.readline()
+        t1 = time.perf_counter()
+        for i in range(1, n + 1):
+            p.stdin.write(req % i); p.stdin.flush()
+            r = p.stdout.readline(); p.stdout.readline()
+        t2 = time.perf_counter()
+        p.stdin.close(); p.wait()
+        print(round((t1 - t0) * 1000, 1), round((t2 - t1) * 1000 / n, 3), first.strip()[:120], r.strip()[:120])
+        """)
+    out = pexec(mx, f"runuser -u policyd-spf -- python3 -c {shlex.quote(script)}").split(" ", 2)
+    return {"startup_plus_first_request_ms": float(out[0]), "per_request_ms": float(out[1]),
+            "answer": out[2].strip()}
+
+
+# ---------------------------------------------------------------- report
+def median(xs: list[float]) -> float:
+    return round(statistics.median(xs), 2) if xs else float("nan")
+
+
+def chart(results: dict, path: Path) -> str:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception as exc:  # noqa: BLE001
+        return f"matplotlib not importable ({exc}): no chart"
+    names = list(results)
+    acc = [results[n]["accept_rate_median"] for n in names]
+    dlv = [results[n]["delivered_rate_median"] for n in names]
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    x = range(len(names))
+    ax.bar([i - 0.2 for i in x], acc, 0.4, label="accepted (smtp-source)")
+    ax.bar([i + 0.2 for i in x], dlv, 0.4, label="delivered (queue empty)")
+    ax.set_xticks(list(x), names, rotation=20)
+    ax.set_ylabel("messages / second (median)")
+    ax.set_title("mailward throughput: smtp-source -> MX (same host, shared cores)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return f"chart: {path}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="shorter runs (about 4 s each instead of 15 s)")
+    ap.add_argument("--out", default="build/bench")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--sessions", type=int, default=10, help="parallel SMTP sessions (mailward's anvil: 50/client)")
+    ap.add_argument("--size", type=int, default=4096, help="message body bytes (-l)")
+    ap.add_argument("--seconds", type=float, help="target seconds per measured run")
+    ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset")
+    ap.add_argument("--experiments", action="store_true",
+                    help="also converge a second mailward MX and measure the experiments on it")
+    ap.add_argument("--rebuild-image", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="leave containers and network running")
+    args = ap.parse_args()
+    os.environ.setdefault("CONTAINERS_CONF", str(ROOT / "containers" / "containers.conf"))
+    out = Path(args.out)
+    if not out.is_absolute():
+        out = ROOT / out
+    out.mkdir(parents=True, exist_ok=True)
+    seconds = args.seconds or (4.0 if args.quick else 15.0)
+    configs = [c for c in args.configs.split(",") if c]
+    for c in configs:
+        if c not in CONFIGS:
+            ap.error(f"unknown config {c}")
+    started = time.monotonic()
+    created: list[str] = []
+    stale = existing_tput_containers()
+    if stale:
+        log(f"removing leftovers of an earlier run: {' '.join(stale)}")
+        cleanup(stale)
+    try:
+        sh(["podman", "network", "create", "--subnet", SUBNET, NET])
+        build_image(args.rebuild_image)
+        mx_all = {c: (CONFIGS[c][0], CONFIGS[c][1]) for c in configs}
+        if args.experiments:
+            mx_all[TUNED[0]] = (TUNED[1], TUNED[2])
+        mx_hosts = {f"mx-{c}.{MX_DOMAIN}": f"{NET3}.{o}" for c, (_, o) in mx_all.items()}
+        log("starting ns, sender and the MX containers")
+        created.append(cname("ns"))
+        setup_ns(mx_hosts)
+        created.append(cname("sender"))
+        setup_sender()
+        for c, (_, octet) in mx_all.items():
+            created.append(cname(f"mx-{c}"))
+            run_container(f"mx-{c}", f"{NET3}.{octet}", f"mx-{c}.{MX_DOMAIN}", IMAGE, NS_IP)
+        for c in mx_all:
+            wait_systemd(cname(f"mx-{c}"))
+        for c in mx_all:
+            if c not in ("mailward", TUNED[0]):
+                configure_manual(cname(f"mx-{c}"), c, f"mx-{c}.{MX_DOMAIN}")
+        converge_s = None
+        mw = {cname(f"mx-{c}"): (f"mx-{c}.{MX_DOMAIN}", f"{NET3}.{mx_all[c][1]}")
+              for c in mx_all if c in ("mailward", TUNED[0])}
+        if mw:
+            # The image ships without apt lists; mailward's mail_repos role trusts a recent cache.
+            for n in mw:
+                pexec(n, "apt-get update -qq")
+            log(f"converging {' '.join(mw)} with site.yml (log: {out / 'tput-converge.log'})")
+            converge_s = converge_mailward(out, mw)
+            log(f"converged in {converge_s:.0f} s")
+        clk = int(pexec(cname("ns"), "getconf CLK_TCK").strip())
+        ips = {c: f"{NET3}.{o}" for c, (_, o) in mx_all.items()}
+
+        # warm-up + calibration: every process spawned, caches as in steady state
+        log("warm-up and calibration")
+        checks, per_cfg_n = {}, {}
+        for c in mx_all:
+            r = run_once(c, ips[c], 20 * args.sessions, args.sessions, args.size)
+            if not r["ok"]:
+                raise RuntimeError(f"warm-up failed for {c}: {r}")
+            checks[c] = sample_headers(cname(f"mx-{c}"))
+            r = run_once(c, ips[c], 20 * args.sessions, args.sessions, args.size)
+            n = int(r["accept_rate"] * seconds) // args.sessions * args.sessions
+            per_cfg_n[c] = max(10 * args.sessions, min(n, 20000))
+            log(f"  {c}: {r['accept_rate']:.0f} msg/s in warm-up -> {per_cfg_n[c]} messages per run")
+
+        runs: list[dict] = []
+        order = list(mx_all)
+
+        def measure(names: list[str], reps: int) -> None:
+            for rep in range(reps):
+                rot = names[rep % len(names):] + names[:rep % len(names)]
+                for c in rot:
+                    r = run_once(c, ips[c], per_cfg_n[c], args.sessions, args.size)
+                    r["rep"] = rep
+                    runs.append(r)
+                    log(f"  rep {rep + 1} {c:9s} {r['accept_rate']:8.1f} msg/s accepted, "
+                        f"{r['delivered_rate']:8.1f} delivered, {r['delivered']}/{r['messages']}"
+                        f"{'' if r['ok'] else '  NOT OK'}")
+                    time.sleep(1)
+
+        log(f"measuring: {args.reps} reps x {len(order)} configs, -s {args.sessions} -l {args.size} -d")
+        measure(order, args.reps)
+
+        results = {}
+        for c in order:
+            rs = [r for r in runs if r["config"] == c]
+            results[c] = {"label": mx_all[c][0],
+                          "accept_rate_median": median([r["accept_rate"] for r in rs]),
+                          "delivered_rate_median": median([r["delivered_rate"] for r in rs]),
+                          "accept_rates": [r["accept_rate"] for r in rs],
+                          "delivered_rates": [r["delivered_rate"] for r in rs],
+                          "all_ok": all(r["ok"] for r in rs)}
+
+        log("accounting pass: DNS queries (BIND query log) and CPU per process")
+        acct = {}
+        for c in order:
+            acct[c] = accounting(c, ips[c], min(per_cfg_n[c], 40 * args.sessions), args.sessions,
+                                 args.size, clk)
+        micro = {}
+        for c in order:
+            if c in ("spf", "tutorial", "mailward"):
+                micro[c] = policyd_spf_micro(cname(f"mx-{c}"), 100 if args.quick else 300)
+
+        experiments = []
+        if args.experiments and "mailward" in order:
+            log("experiments on mwtuned (cumulative), each measured side by side with mailward")
+            base_n = per_cfg_n["mailward"]
+            per_cfg_n[TUNED[0]] = base_n
+            for key, desc, script in EXPERIMENTS:
+                pexec(cname(f"mx-{TUNED[0]}"), script)
+                run_once(TUNED[0], ips[TUNED[0]], 10 * args.sessions, args.sessions, args.size)
+                start = len(runs)
+                measure(["mailward", TUNED[0]], args.reps)
+                mine = runs[start:]
+                a = median([r["accept_rate"] for r in mine if r["config"] == "mailward"])
+                b = median([r["accept_rate"] for r in mine if r["config"] == TUNED[0]])
+                acc = accounting(TUNED[0], ips[TUNED[0]], min(base_n, 40 * args.sessions),
+                                 args.sessions, args.size, clk)
+                experiments.append({"experiment": key, "change": desc, "script": script,
+                                    "headers": sample_headers(cname(f"mx-{TUNED[0]}")),
+                                    "mailward_median": a, "tuned_median": b,
+                                    "gain": round(b / a, 3) if a else None,
+                                    "all_ok": all(r["ok"] for r in mine),
+                                    "accounting": acc})
+                log(f"  {key}: mailward {a:.1f} msg/s, with change {b:.1f} msg/s: x{b / a:.2f}")
+
+        elapsed = time.monotonic() - started
+        base = results.get("plain", {}).get("accept_rate_median")
+        tut = results.get("tutorial", {}).get("accept_rate_median")
+        mwr = results.get("mailward", {}).get("accept_rate_median")
+        ratios = {}
+        if base and mwr:
+            ratios["c/a"] = round(mwr / base, 3)
+        if tut and mwr:
+            ratios["c/b"] = round(mwr / tut, 3)
+        if base and tut:
+            ratios["b/a"] = round(tut / base, 3)
+        # table
+        print()
+        print(f"{'configuration':52s} {'accepted/s':>10s} {'ratio':>6s} {'delivered/s':>11s} "
+              f"{'DNS q/msg':>9s} {'MX CPU ms/msg':>13s} ok")
+        for c in order:
+            r = results[c]
+            ratio = r["accept_rate_median"] / base if base else float("nan")
+            a = acct.get(c, {})
+            print(f"{r['label'][:52]:52s} {r['accept_rate_median']:10.1f} {ratio:6.2f} "
+                  f"{r['delivered_rate_median']:11.1f} {a.get('dns_queries_per_message', float('nan')):9.2f} "
+                  f"{a.get('mx_cpu_ms_per_message_total', float('nan')):13.2f} {'yes' if r['all_ok'] else 'NO'}")
+        print("ratios (accepted msgs/s):", ", ".join(f"{k} = {v}" for k, v in ratios.items()))
+        for e in experiments:
+            print(f"experiment {e['experiment']}: {e['change']}: {e['mailward_median']} -> "
+                  f"{e['tuned_median']} msg/s (x{e['gain']})")
+        for c, m in micro.items():
+            print(f"policyd-spf on mx-{c}: start-up + first request {m['startup_plus_first_request_ms']} ms, "
+                  f"then {m['per_request_ms']} ms per request (one process, sequential)")
+        print(f"run took {elapsed / 60:.1f} min")
+        data = {
+            "what": "mail throughput, smtp-source -> MX; figures only",
+            "quick": args.quick, "reps": args.reps, "sessions": args.sessions, "size": args.size,
+            "smtp_source": smtp_source_cmd("<mx>", 0, args.sessions, args.size).replace(" -m 0", " -m <n>"),
+            "messages_per_run": per_cfg_n, "seconds_target": seconds,
+            "results": results, "ratios": ratios, "runs": runs, "accounting": acct,
+            "policyd_spf_micro": micro, "experiments": experiments, "header_checks": checks,
+            "converge_seconds": converge_s, "elapsed_seconds": round(elapsed, 1),
+            "host": {"cpus": os.cpu_count(), "loadavg_end": os.getloadavg()},
+        }
+        (out / "throughput.json").write_text(json.dumps(data, indent=2) + "\n")
+        print(f"json: {out / 'throughput.json'}")
+        print(chart(results, out / "throughput.png"))
+        return 0
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        if args.keep:
+            log(f"--keep: leaving {' '.join(created)} and {NET}")
+        else:
+            log("cleaning up containers and network")
+            cleanup(list(dict.fromkeys(created + existing_tput_containers())))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
