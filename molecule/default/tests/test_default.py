@@ -35,21 +35,32 @@ def test_service_enabled_and_running(host, service):
     assert svc.is_enabled
 
 
-@pytest.mark.parametrize(
-    "address",
-    ["tcp://0.0.0.0:25", "tcp://127.0.0.1:8891", "tcp://127.0.0.1:8893"],
-)
-def test_listening(host, address):
-    assert host.socket(address).is_listening, host.run("ss -ltnp").stdout
+MILTER_SOCKETS = {"opendkim": "/var/spool/postfix/opendkim/opendkim.sock",
+                  "opendmarc": "/var/spool/postfix/opendmarc/opendmarc.sock"}
 
 
-def test_milter_ports_are_loopback_only(host):
+def test_listening(host):
+    assert host.socket("tcp://0.0.0.0:25").is_listening, host.run("ss -ltnp").stdout
+
+
+@pytest.mark.parametrize("milter", sorted(MILTER_SOCKETS))
+def test_milters_listen_on_unix_sockets_postfix_can_use(host, milter):
+    """Debian default: a unix socket inside the Postfix chroot, reachable by postfix only."""
+    path = MILTER_SOCKETS[milter]
+    sock = host.file(path)
+    assert sock.is_socket, host.run("ls -la %s", path.rsplit("/", 1)[0]).stdout
+    assert sock.user == milter and sock.mode & 0o007 == 0, (sock.user, oct(sock.mode))
+    probe = host.run("runuser -u postfix -- python3 -c %s",
+                     "import socket; s = socket.socket(socket.AF_UNIX); s.connect(%r); print('ok')" % path)
+    assert probe.stdout.strip() == "ok", probe.stderr
+    nobody = host.run("runuser -u nobody -- python3 -c %s",
+                      "import socket; s = socket.socket(socket.AF_UNIX); s.connect(%r)" % path)
+    assert nobody.rc != 0, "a stranger could connect to %s" % path
+
+
+def test_no_milter_tcp_port_is_open(host):
     listening = host.run("ss -ltnH").stdout
-    for port in (8891, 8893):
-        lines = [line for line in listening.splitlines() if re.search(r":%d\s" % port, line)]
-        assert lines, "nothing listens on %d:\n%s" % (port, listening)
-        for line in lines:
-            assert "127.0.0.1:%d" % port in line or "[::1]:%d" % port in line, line
+    assert not [line for line in listening.splitlines() if re.search(r":(8891|8893)\s", line)], listening
 
 
 def test_policyd_spf_user(host):
@@ -80,8 +91,8 @@ def test_policy_service_in_master_cf(host):
 
 
 def test_milters_in_order(host):
-    assert postconf(host, "smtpd_milters") == ["inet:localhost:8891", "inet:localhost:8893"]
-    assert postconf(host, "non_smtpd_milters") == ["inet:localhost:8891"]
+    assert postconf(host, "smtpd_milters") == ["unix:/opendkim/opendkim.sock", "unix:/opendmarc/opendmarc.sock"]
+    assert postconf(host, "non_smtpd_milters") == ["unix:/opendkim/opendkim.sock"]
     assert postconf(host, "milter_default_action") == ["tempfail"]
     assert postconf(host, "milter_protocol") == ["6"]
 
@@ -103,7 +114,7 @@ def test_opendmarc_settings(host):
         r"IgnoreAuthenticatedClients\s+true",
         r"SPFIgnoreResults\s+false",
         r"SPFSelfValidate\s+true",
-        r"Socket\s+inet:8893@localhost",
+        r"Socket\s+local:/var/spool/postfix/opendmarc/opendmarc.sock",
     ):
         assert re.search(r"^" + line + r"$", conf, re.M), "%s missing in:\n%s" % (line, conf)
 
