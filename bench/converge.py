@@ -14,23 +14,34 @@ runs ``ansible-playbook -i <inventory> site.yml`` for real. It measures, in one 
   levers           ANSIBLE_PIPELINING=1, ANSIBLE_GATHERING=explicit, a persistent fact cache
                    (jsonfile) with smart gathering, and forks=1 on the largest host count; each as
                    a ratio against the re-run it modifies, interleaved with it in the same rounds
+  ssh levers       the baseline re-run over SSH instead of podman exec (openssh-server installed
+                   in mx1, a throwaway ed25519 key, ControlMaster/ControlPersist), with the
+                   pipelining of ansible.cfg and without it (ANSIBLE_PIPELINING=0)
 
 Every timed re-run is repeated (--reps, default 2 in full mode) and the median is reported.
 Besides wall time it records the PLAY RECAP (tasks run, changed), the profile_tasks summary, and
 every podman call the connection plugin makes: ANSIBLE_PODMAN_EXECUTABLE points at a small bash
 wrapper that logs start, end and arguments of each call and then runs the real podman. Those are
 the connection round trips (podman exec per remote command, podman mount per task and host).
+The ssh levers count the same way through wrappers for ssh and sftp (ANSIBLE_SSH_EXECUTABLE,
+ANSIBLE_SFTP_EXECUTABLE): one ssh process per remote command, one sftp per file transfer.
+
+ansible-playbook runs from a copy of the playbooks and roles taken at the start
+(<out>/converge/tree), so edits to the working tree during the benchmark don't show up as changes.
 
 Prints a table and writes <out>/converge.json, <out>/converge.png (with matplotlib) and the logs
 and inventories under <out>/converge/. Containers, network and snapshot image are removed at the
 end, also on error or Ctrl-C. This is a benchmark, not a test: nothing fails on time.
 
 Usage: .venv/bin/python bench/converge.py [--quick] [--out build/bench] [--reps N]
+                                         [--levers all|LEVER,...]
+(--levers other than all: first converge, baseline and those levers only, no domain/host scaling)
 """
 
 import argparse
 import contextlib
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -50,6 +61,15 @@ PREFIX = "mailward-bench"
 NETWORK = PREFIX
 SNAPSHOT = "localhost/%s-snapshot:latest" % PREFIX
 DEFAULT_IMAGE = "localhost/mailward-debian12:latest"
+
+# The levers measured against the baseline re-run of one host; "ssh" names both ssh levers.
+LEVERS = ["pipelining", "gathering-explicit", "fact-cache", "ssh", "ssh-no-pipelining"]
+SSH_LEVERS = ("ssh", "ssh-no-pipelining")
+
+# What ansible-playbook reads from the repository: copied to <out>/converge/tree at the start and
+# run from there, so edits made to the working tree while the benchmark runs (it takes minutes)
+# don't land in the middle of a series of re-runs and show up as changes.
+TREE = ["ansible.cfg", "site.yml", "playbooks", "roles", "filter_plugins", "library", "templates"]
 
 MODES = {
     "full": {"domains": [1, 100, 1000], "hosts": [1, 4, 8], "reps": 2},
@@ -134,6 +154,37 @@ class Lab:
             samples.append(time.monotonic() - start)
         return statistics.median(samples)
 
+    def ip(self, name):
+        """The address of container ``name`` on the bench network."""
+        address = podman("inspect", "--format",
+                         '{{(index .NetworkSettings.Networks "%s").IPAddress}}' % NETWORK, name)
+        if not address:
+            raise BenchError("no address of %s on network %s" % (name, NETWORK))
+        return address
+
+    def enable_ssh(self, name, public_key):
+        """Install and start openssh-server in ``name``, authorize ``public_key`` for root.
+
+        Returns the container's IP on the bench network. Not part of what site.yml manages, so it
+        happens outside the timed runs (and after the snapshot: the extra hosts never get it).
+        """
+        install = ["exec", "-e", "DEBIAN_FRONTEND=noninteractive", name, "apt-get", "install",
+                   "-y", "-q", "--no-install-recommends", "openssh-server"]
+        started = time.monotonic()
+        if subprocess.run(["podman"] + install, capture_output=True, check=False).returncode:
+            podman("exec", name, "apt-get", "update", "-q")
+            podman(*install)
+        podman("exec", name, "systemctl", "enable", "--now", "ssh")
+        podman("exec", name, "install", "-d", "-m", "0700", "/root/.ssh")
+        completed = subprocess.run(
+            ["podman", "exec", "-i", name, "sh", "-c",
+             "cat > /root/.ssh/authorized_keys && chmod 0600 /root/.ssh/authorized_keys"],
+            input=public_key, capture_output=True, text=True, check=False)
+        if completed.returncode:
+            raise BenchError("authorized_keys in %s: %s" % (name, completed.stderr.strip()))
+        log("openssh-server in %s: %.0f s" % (name, time.monotonic() - started))
+        return self.ip(name)
+
     def close(self):
         """Remove the containers, the network and the snapshot image (errors are only shown)."""
         for name in reversed(self.containers):
@@ -143,6 +194,36 @@ class Lab:
         if self.snapshot:
             podman("rmi", "-f", self.snapshot, check=False)
             self.snapshot = None
+
+
+def tree_digest(root):
+    """SHA-256 over the paths and contents of the TREE entries under ``root``."""
+    digest = hashlib.sha256()
+    for entry in TREE:
+        top = os.path.join(root, entry)
+        paths = [top] if os.path.isfile(top) else sorted(
+            os.path.join(directory, name) for directory, _, names in os.walk(top)
+            for name in names)
+        for path in paths:
+            if "__pycache__" in path:
+                continue
+            digest.update(os.path.relpath(path, root).encode() + b"\0")
+            with open(path, "rb") as handle:
+                digest.update(handle.read() + b"\0")
+    return digest.hexdigest()
+
+
+def freeze_tree(destination):
+    """Copy the TREE entries of the repository to ``destination``; returns its digest."""
+    os.makedirs(destination)
+    for entry in TREE:
+        source = os.path.join(ROOT, entry)
+        if os.path.isdir(source):
+            shutil.copytree(source, os.path.join(destination, entry),
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        elif os.path.isfile(source):
+            shutil.copy2(source, os.path.join(destination, entry))
+    return tree_digest(destination)
 
 
 class Runner:
@@ -159,11 +240,83 @@ class Runner:
         self.zonefile_dir = os.path.join(workdir, "dns")
         self.facts_dir = os.path.join(workdir, "facts")
         self.counter = {}
+        self.tree = os.path.join(workdir, "tree")
+        self.tree_digest = freeze_tree(self.tree)
+        self.ssh = None  # {"key": private key, "hosts": {container: IP}} once enable_ssh ran
+        self.ssh_dir = os.path.join(workdir, "ssh")
+        self.ssh_wrappers = {}
 
-    def inventory(self, containers, domains):
-        """Write the inventory for ``containers`` with ``domains`` domains per host."""
-        directory = os.path.join(self.workdir, "inventory-%dh-%dd" % (len(containers), domains))
-        return lib.write_inventory(directory, containers, domains, self.zonefile_dir)
+    def enable_ssh(self, lab, containers):
+        """Key pair under <workdir>/ssh, sshd in ``containers``, counting ssh/sftp wrappers."""
+        os.makedirs(os.path.join(self.ssh_dir, "cp"), exist_ok=True)
+        key = os.path.join(self.ssh_dir, "id_ed25519")
+        if not os.path.exists(key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+                            "mailward-bench throwaway", "-f", key], check=True)
+        with open(key + ".pub") as handle:
+            public = handle.read()
+        hosts = {name: lab.enable_ssh(name, public) for name in containers}
+        for tool in ("ssh", "sftp"):
+            real = shutil.which(tool)
+            if not real:
+                raise BenchError("%s is not in PATH" % tool)
+            self.ssh_wrappers[tool] = lib.write_ssh_wrapper(
+                os.path.join(self.ssh_dir, "%s-counting" % tool), tool, real)
+        self.ssh = {"key": key, "hosts": hosts}
+        for name, address in hosts.items():  # sshd is up and takes the key
+            for attempt in range(20):
+                done = subprocess.run(self.ssh_command(address, "-o", "ControlPath=none")
+                                      + ["true"], capture_output=True, text=True, check=False)
+                if done.returncode == 0:
+                    break
+                time.sleep(1)
+            else:
+                raise BenchError("ssh root@%s (%s): %s" % (address, name, done.stderr.strip()))
+        return hosts
+
+    def ssh_command(self, address, *options):
+        """The plain ssh command line to root@``address`` with the bench key (no wrapper)."""
+        return (["ssh", "-i", self.ssh["key"], "-o", "BatchMode=yes"]
+                + lib.SSH_COMMON_ARGS.split() + list(options) + ["root@" + address])
+
+    def ssh_latency(self, address, count=20):
+        """Median seconds of ``ssh root@ip /bin/true``: over a master connection (what each
+        remote command of a run costs) and on a fresh connection (once per run and host)."""
+        control = ["-o", "ControlPath=%s" % os.path.join(self.ssh_dir, "cp", "latency")]
+        fresh, mux = [], []
+        for _ in range(5):
+            start = time.monotonic()
+            subprocess.run(self.ssh_command(address, "-o", "ControlPath=none") + ["/bin/true"],
+                           capture_output=True, check=True)
+            fresh.append(time.monotonic() - start)
+        subprocess.run(self.ssh_command(address, "-o", "ControlMaster=auto", "-o",
+                                        "ControlPersist=60s", *control) + ["/bin/true"],
+                       capture_output=True, check=True)
+        for _ in range(count):
+            start = time.monotonic()
+            subprocess.run(self.ssh_command(address, *control) + ["/bin/true"],
+                           capture_output=True, check=True)
+            mux.append(time.monotonic() - start)
+        subprocess.run(self.ssh_command(address, *control, "-O", "exit"), capture_output=True,
+                       check=False)
+        return statistics.median(mux), statistics.median(fresh)
+
+    def close_masters(self):
+        """End the ControlPersist masters a run left, so the next run starts a fresh connection
+        (as a production run after more than 60 s idle does) and nothing outlives the bench."""
+        directory = os.path.join(self.ssh_dir, "cp")
+        for name in os.listdir(directory) if os.path.isdir(directory) else []:
+            subprocess.run(["ssh", "-o", "ControlPath=%s" % os.path.join(directory, name),
+                            "-O", "exit", "mailward-bench-master"], capture_output=True,
+                           check=False)
+
+    def inventory(self, containers, domains, ssh=False):
+        """Write the inventory for ``containers`` with ``domains`` domains per host (``ssh``:
+        the same hosts reached over SSH, see ``lib.inventory``)."""
+        directory = os.path.join(self.workdir, "inventory-%dh-%dd%s"
+                                 % (len(containers), domains, "-ssh" if ssh else ""))
+        return lib.write_inventory(directory, containers, domains, self.zonefile_dir,
+                                   ssh=self.ssh if ssh else None)
 
     def lever_env(self, lever):
         """Environment changes of a lever (None: the baseline)."""
@@ -175,7 +328,17 @@ class Runner:
                            "ANSIBLE_CACHE_PLUGIN_CONNECTION": self.facts_dir,
                            "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "86400"},
             "forks_1": {"ANSIBLE_FORKS": "1"},
+            # ansible's default ssh_args, made explicit; the control sockets under the output dir
+            "ssh": dict(self.ssh_env(), ANSIBLE_PIPELINING="1"),
+            "ssh_no_pipelining": dict(self.ssh_env(), ANSIBLE_PIPELINING="0"),
         }[lever]
+
+    def ssh_env(self):
+        """Environment of both ssh levers (wrappers, ControlMaster, control socket directory)."""
+        return {"ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=60s",
+                "ANSIBLE_SSH_EXECUTABLE": self.ssh_wrappers.get("ssh", "ssh"),
+                "ANSIBLE_SFTP_EXECUTABLE": self.ssh_wrappers.get("sftp", "sftp"),
+                "ANSIBLE_SSH_CONTROL_PATH_DIR": os.path.join(self.ssh_dir, "cp")}
 
     def run(self, label, inventory, lever=None, expect_idempotent=True):
         """One ``ansible-playbook -i inventory site.yml``; returns its figures."""
@@ -185,25 +348,28 @@ class Runner:
         env.update({
             "PATH": os.path.join(ROOT, ".venv", "bin") + os.pathsep + env.get("PATH", ""),
             "CONTAINERS_CONF": os.path.join(ROOT, "containers", "containers.conf"),
-            "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"),
+            "ANSIBLE_CONFIG": os.path.join(self.tree, "ansible.cfg"),
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_PODMAN_EXECUTABLE": self.wrapper,
             "MAILWARD_BENCH_PODMAN_LOG": stem + ".podman.tsv",
+            "MAILWARD_BENCH_SSH_LOG": stem + ".ssh.tsv",
             "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all",
         })
         env.update(self.lever_env(lever))
         command = ["ansible-playbook", "-i", inventory, "site.yml"]
         shown = ["%s=%s" % item for item in self.lever_env(lever).items()
-                 if not item[0].endswith("CONNECTION")]
+                 if not item[0].endswith(("CONNECTION", "EXECUTABLE", "_DIR"))]
         log("run %-28s %s" % (os.path.basename(stem), " ".join(shown)))
         load_before = os.getloadavg()[0]  # the machine is shared: a noise indicator
         with open(stem + ".log", "w") as output:
             start = time.monotonic()
-            completed = subprocess.run(command, cwd=ROOT, env=env, stdout=output,
+            completed = subprocess.run(command, cwd=self.tree, env=env, stdout=output,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        check=False)
             seconds = time.monotonic() - start
+        if lever in ("ssh", "ssh_no_pipelining"):
+            self.close_masters()
         with open(stem + ".log") as handle:
             text = handle.read()
         if completed.returncode != 0:
@@ -213,15 +379,22 @@ class Runner:
         if os.path.exists(stem + ".podman.tsv"):
             with open(stem + ".podman.tsv") as handle:
                 calls = lib.parse_podman_log(handle.read())
+        ssh_calls = {"calls": 0}
+        if os.path.exists(stem + ".ssh.tsv"):
+            with open(stem + ".ssh.tsv") as handle:
+                ssh_calls = lib.parse_ssh_log(handle.read())
         totals = lib.recap_totals(lib.parse_recap(text))
         figures = {"label": label, "lever": lever, "seconds": round(seconds, 2),
                    "loadavg_1m_before": round(load_before, 2),
-                   "recap": totals, "podman": calls, "profile": lib.parse_profile(text)[:15],
+                   "recap": totals, "podman": calls, "ssh": ssh_calls,
+                   "changed_tasks": lib.parse_changed(text),
+                   "profile": lib.parse_profile(text)[:15],
                    "log": os.path.relpath(stem + ".log", ROOT)}
-        log("    %.1f s  tasks=%d changed=%d podman calls=%d"
-            % (seconds, totals["tasks"], totals["changed"], calls["calls"]))
+        log("    %.1f s  tasks=%d changed=%d podman calls=%d ssh/sftp calls=%d"
+            % (seconds, totals["tasks"], totals["changed"], calls["calls"], ssh_calls["calls"]))
         if expect_idempotent and totals["changed"]:
-            log("    NOT idempotent: changed=%d (see %s)" % (totals["changed"], stem + ".log"))
+            log("    NOT idempotent: changed=%d (see %s): %s" % (
+                totals["changed"], stem + ".log", "; ".join(figures["changed_tasks"])))
         return figures
 
 
@@ -229,6 +402,8 @@ def summarize(name, runs, **extra):
     """Median/min/max of timed re-runs of one configuration, with the counts of the first."""
     seconds = [run["seconds"] for run in runs]
     first = runs[0]
+    ssh_kinds = first.get("ssh", {}).get("by_kind", {})
+    over_ssh = first.get("ssh", {}).get("calls", 0) > 0
     summary = {
         "name": name,
         "reps": len(runs),
@@ -238,6 +413,7 @@ def summarize(name, runs, **extra):
         "seconds": seconds,
         "loadavg_1m_before": [run.get("loadavg_1m_before") for run in runs],
         "changed_max": max(run["recap"]["changed"] for run in runs),
+        "changed_tasks": sorted({name for run in runs for name in run.get("changed_tasks", [])}),
         "tasks": first["recap"]["tasks"],
         "podman_calls": first["podman"]["calls"],
         "podman_exec": sum(count for kind, count in first["podman"].get("by_kind", {}).items()
@@ -245,20 +421,40 @@ def summarize(name, runs, **extra):
         "module_runs": first["podman"].get("by_kind", {}).get("exec:module", 0),
         "podman_busy_s": first["podman"].get("seconds_busy", 0.0),
         "podman_median_ms": first["podman"].get("median_ms", {}),
+        "ssh_calls": first.get("ssh", {}).get("calls", 0),
+        "ssh_exec": sum(count for kind, count in ssh_kinds.items() if kind.startswith("ssh:")),
+        "ssh_sftp": ssh_kinds.get("sftp", 0),
+        "ssh_by_kind": ssh_kinds,
+        "ssh_busy_s": first.get("ssh", {}).get("seconds_busy", 0.0),
+        "ssh_median_ms": first.get("ssh", {}).get("median_ms", {}),
         "modules": first["podman"].get("modules", {}),
         "profile_top": first["profile"][:10],
         "logs": [run["log"] for run in runs],
     }
+    # Connection-neutral figures for the table: round trips (podman calls, or ssh+sftp calls
+    # without the ssh -O control calls), remote commands, module runs, busy time.
+    if over_ssh:
+        summary.update(connection="ssh", round_trips=summary["ssh_exec"] + summary["ssh_sftp"],
+                       remote_commands=summary["ssh_exec"],
+                       module_runs=ssh_kinds.get("ssh:module", 0),
+                       connection_busy_s=summary["ssh_busy_s"],
+                       modules=first["ssh"].get("modules", {}))
+    else:
+        summary.update(connection="podman", round_trips=summary["podman_calls"],
+                       remote_commands=summary["podman_exec"],
+                       connection_busy_s=summary["podman_busy_s"])
     summary.update(extra)
     return summary
 
 
-def interleaved(runner, inventory, labels, reps):
-    """``reps`` rounds of one re-run per (label, lever), in the same order each round."""
+def interleaved(runner, inventory, labels, reps, ssh_inventory=None):
+    """``reps`` rounds of one re-run per (label, lever), in the same order each round (the ssh
+    levers use ``ssh_inventory``: the same hosts over SSH)."""
     runs = {label: [] for label, _ in labels}
     for _ in range(reps):
         for label, lever in labels:
-            runs[label].append(runner.run(label, inventory, lever=lever))
+            chosen = ssh_inventory if lever in ("ssh", "ssh_no_pipelining") else inventory
+            runs[label].append(runner.run(label, chosen, lever=lever))
     return runs
 
 
@@ -276,6 +472,9 @@ def benchmark(args, lab, runner, result):
     mode = MODES[args.mode]
     reps = args.reps or mode["reps"]
     result["reps"] = reps
+    levers = args.levers
+    result["levers_selected"] = levers
+    scaling = args.levers_all  # domain and host scaling only with --levers all
     lab.open()
     mx1 = lab.start(1)
 
@@ -285,14 +484,21 @@ def benchmark(args, lab, runner, result):
     result["first_converge"] = {"seconds": first["seconds"], "recap": first["recap"],
                                 "podman_calls": first["podman"]["calls"],
                                 "profile_top": first["profile"][:10], "log": first["log"]}
-    if max(mode["hosts"]) > 1:
+    if scaling and max(mode["hosts"]) > 1:
         lab.take_snapshot()
     result["podman_exec_true_median_ms"] = round(1000 * lab.exec_latency(), 1)
 
-    runner.run("fact-cache-warmup", inventory, lever="fact_cache")
-    labels = [("baseline", None), ("pipelining", "pipelining"),
-              ("gathering-explicit", "gathering_explicit"), ("fact-cache", "fact_cache")]
-    runs = interleaved(runner, inventory, labels, reps)
+    ssh_inventory = None
+    if any(lever in SSH_LEVERS for lever in levers):
+        address = runner.enable_ssh(lab, [mx1])[mx1]
+        mux, fresh = runner.ssh_latency(address)
+        result["ssh_true_median_ms"] = round(1000 * mux, 1)
+        result["ssh_fresh_true_median_ms"] = round(1000 * fresh, 1)
+        ssh_inventory = runner.inventory([mx1], 1, ssh=True)
+    if "fact-cache" in levers:
+        runner.run("fact-cache-warmup", inventory, lever="fact_cache")
+    labels = [("baseline", None)] + [(label, label.replace("-", "_")) for label in levers]
+    runs = interleaved(runner, inventory, labels, reps, ssh_inventory=ssh_inventory)
     baseline = summarize("baseline", runs["baseline"], hosts=1, domains=1)
     result["baseline"] = baseline
     result["runs"] = {"baseline": baseline}
@@ -304,6 +510,9 @@ def benchmark(args, lab, runner, result):
                               "still honours",
         "fact-cache": "jsonfile fact cache + gathering=smart: the setup task is skipped while "
                       "the cached facts are younger than 86400 s",
+        "ssh": "ssh to root@<container IP>, ControlPersist=60s, ANSIBLE_PIPELINING=1 "
+               "(ansible.cfg's setting)",
+        "ssh-no-pipelining": "ssh as the ssh lever but ANSIBLE_PIPELINING=0",
     }
     for label, lever in labels[1:]:
         summary = summarize(label, runs[label], hosts=1, domains=1)
@@ -312,6 +521,12 @@ def benchmark(args, lab, runner, result):
         result["runs"][label] = summary
         result["levers"].append({"name": label, "ratio": summary["ratio"],
                                  "against": "baseline", "note": notes[label]})
+    if "ssh" in levers and "ssh-no-pipelining" in levers:
+        result["ratios"]["ssh_over_ssh_no_pipelining"] = round(
+            result["runs"]["ssh"]["median_s"] / result["runs"]["ssh-no-pipelining"]["median_s"],
+            3)
+    if not scaling:
+        return
 
     # 2. Domains on one host: converge once with the count (keys), then time the re-runs.
     result["scaling"]["domains"].append({"count": 1, "median_s": baseline["median_s"],
@@ -356,12 +571,12 @@ def benchmark(args, lab, runner, result):
                                      "against": summary["name"], "note": forks["note"]})
 
     scaling = result["scaling"]
-    result["ratios"] = {
+    result["ratios"].update({
         "rerun_%dd_over_1d" % scaling["domains"][-1]["count"]:
             round(scaling["domains"][-1]["median_s"] / baseline["median_s"], 3),
         "rerun_%dh_over_1h" % scaling["hosts"][-1]["count"]:
             round(scaling["hosts"][-1]["median_s"] / baseline["median_s"], 3),
-    }
+    })
 
 
 def table(result):
@@ -375,18 +590,31 @@ def table(result):
     if "podman_exec_true_median_ms" in result:
         lines.append("bare round trip, podman exec mx1 /bin/true: %.0f ms (median of 20)"
                      % result["podman_exec_true_median_ms"])
-    header = ("%-20s %5s %5s %4s %8s %7s %7s %7s %5s %6s %6s %7s %7s"
-              % ("re-run", "hosts", "doms", "reps", "median", "min", "max", "ratio", "chg",
-                 "tasks", "execs", "modules", "podman%"))
+    if "ssh_true_median_ms" in result:
+        lines.append("bare round trip, ssh root@mx1 /bin/true: %.0f ms over the master connection "
+                     "(median of 20), %.0f ms on a fresh connection (median of 5)"
+                     % (result["ssh_true_median_ms"], result["ssh_fresh_true_median_ms"]))
+    header = ("%-20s %-6s %5s %5s %4s %8s %7s %7s %6s %4s %5s %6s %6s %7s %6s"
+              % ("re-run", "conn", "hosts", "doms", "reps", "median", "min", "max", "ratio",
+                 "chg", "tasks", "trips", "execs", "modules", "conn%"))
     lines += ["", header, "-" * len(header)]
+    changed = []
     for summary in result.get("runs", {}).values():
-        busy = 100.0 * summary["podman_busy_s"] / max(summary["seconds"][0], 0.001)
-        lines.append("%-20s %5d %5d %4d %7.1fs %6.1fs %6.1fs %7s %5d %6d %6d %7d %6.0f%%" % (
-            summary["name"], summary["hosts"], summary["domains"], summary["reps"],
-            summary["median_s"], summary["min_s"], summary["max_s"],
-            "%.2f" % summary["ratio"] if "ratio" in summary else "1.00",
-            summary["changed_max"], summary["tasks"], summary["podman_exec"],
-            summary["module_runs"], busy))
+        busy = 100.0 * summary.get("connection_busy_s", summary["podman_busy_s"]) / max(
+            summary["seconds"][0], 0.001)
+        lines.append("%-20s %-6s %5d %5d %4d %7.1fs %6.1fs %6.1fs %6s %4d %5d %6d %6d %7d %5.0f%%"
+                     % (summary["name"], summary.get("connection", "podman"), summary["hosts"],
+                        summary["domains"], summary["reps"], summary["median_s"],
+                        summary["min_s"], summary["max_s"],
+                        "%.2f" % summary["ratio"] if "ratio" in summary else "1.00",
+                        summary["changed_max"], summary["tasks"],
+                        summary.get("round_trips", summary["podman_calls"]),
+                        summary.get("remote_commands", summary["podman_exec"]),
+                        summary["module_runs"], busy))
+        if summary.get("changed_tasks"):
+            changed.append("%s changed: %s" % (summary["name"],
+                                               "; ".join(summary["changed_tasks"])))
+    lines += changed
     if result.get("ratios"):
         lines.append("")
         for name, value in result["ratios"].items():
@@ -402,11 +630,18 @@ def table(result):
             lines.append("  %6.2f s  %s" % (seconds, name))
         lines.append("median ms per podman call kind (baseline): %s"
                      % ", ".join("%s=%.0f" % item for item in baseline["podman_median_ms"].items()))
+    for name in SSH_LEVERS:
+        summary = result.get("runs", {}).get(name)
+        if summary:
+            lines.append("%s calls by kind (first rep): %s; median ms: %s" % (
+                name, ", ".join("%s=%d" % item for item in summary["ssh_by_kind"].items()),
+                ", ".join("%s=%.0f" % item for item in summary["ssh_median_ms"].items())))
     lines.append("")
     lines.append("ratio: median / baseline re-run (levers: / the re-run they modify); chg: most "
-                 "changed= of the reps; tasks: recap ok+skipped+failed over all hosts; execs: "
-                 "podman exec calls; modules: module executions; podman%: share of wall time "
-                 "with a podman call running (first rep)")
+                 "changed= of the reps; tasks: recap ok+skipped+failed over all hosts; trips: "
+                 "connection round trips (podman exec+mount, or ssh+sftp processes); execs: "
+                 "remote commands (podman exec, or ssh); modules: module executions; conn%: share "
+                 "of wall time with a podman (or ssh/sftp) call running (first rep)")
     return "\n".join(lines)
 
 
@@ -426,8 +661,22 @@ def main():
     parser.add_argument("--reps", type=int, default=0,
                         help="repetitions of each timed re-run (default: 2 full, 1 quick)")
     parser.add_argument("--image", default=os.environ.get("MAILWARD_IMAGE", DEFAULT_IMAGE))
+    parser.add_argument("--levers", default="all",
+                        help="comma-separated levers next to the baseline re-run, from %s "
+                             "(ssh: both ssh levers); anything but 'all' skips the domain and "
+                             "host scaling (default all)" % ", ".join(LEVERS))
     args = parser.parse_args()
     args.mode = "quick" if args.quick else "full"
+    args.levers_all = args.levers == "all"
+    selected = []
+    for name in (LEVERS if args.levers_all else args.levers.split(",")):
+        names = SSH_LEVERS if name.strip() == "ssh" and not args.levers_all else [name.strip()]
+        for lever in names:
+            if lever not in LEVERS:
+                parser.error("unknown lever %r (known: %s)" % (lever, ", ".join(LEVERS)))
+            if lever not in selected:
+                selected.append(lever)
+    args.levers = selected
 
     os.environ["CONTAINERS_CONF"] = os.path.join(ROOT, "containers", "containers.conf")
     out = os.path.abspath(args.out)
@@ -443,6 +692,7 @@ def main():
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "image": args.image,
         "levers": [],
+        "ratios": {},
         "scaling": {"domains": [], "hosts": []},
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
@@ -454,8 +704,10 @@ def main():
     lab = Lab(args.image)
     status = 0
     try:
-        benchmark(args, lab, Runner(workdir), result)
-    except BenchError as error:
+        runner = Runner(workdir)
+        result["tree_digest"] = runner.tree_digest
+        benchmark(args, lab, runner, result)
+    except (BenchError, subprocess.CalledProcessError) as error:
         log("error: %s" % error)
         result["error"] = str(error)
         status = 1
@@ -468,12 +720,19 @@ def main():
             log("cleaning up %s containers, network and snapshot" % PREFIX)
             lab.close()
     result["duration_s"] = round(time.monotonic() - started, 1)
+    # The runs used the copy taken at the start; say so when the working tree moved meanwhile.
+    result["tree_changed_during_run"] = (
+        "tree_digest" in result and tree_digest(ROOT) != result["tree_digest"])
     path = os.path.join(out, "converge.json")
     with open(path, "w") as handle:
         json.dump(result, handle, indent=2)
         handle.write("\n")
     print(table(result))
     print("\nbenchmark duration: %.0f s (%s mode)" % (result["duration_s"], args.mode))
+    if result["tree_changed_during_run"]:
+        print("note: %s changed in the working tree during the benchmark; every run used the "
+              "copy taken at the start (%s)" % (", ".join(TREE), os.path.relpath(
+                  os.path.join(workdir, "tree"), os.getcwd())))
     print("written: %s" % os.path.relpath(path, os.getcwd()))
     if status == 0:
         png = lib.plot(result, os.path.join(out, "converge.png"))

@@ -36,12 +36,20 @@ def mail_domain(name):
     }
 
 
-def inventory(containers, domains_per_host, zonefile_dir):
+# Options of every SSH connection of the ssh levers (throwaway containers: no host key checks).
+SSH_COMMON_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+
+
+def inventory(containers, domains_per_host, zonefile_dir, ssh=None):
     """The inventory (as a dict) shaped like inventory/demo: group ``mail``, podman connection.
 
     ``containers`` are container names; host N (from 1) is ``mxN.bench.test`` and gets
     ``domains_per_host`` domains of its own (one DKIM selector each), so no two hosts share a
     domain or a selector. No submission users; records go to ``zonefile_dir``.
+
+    ``ssh`` ({"key": private key path, "hosts": {container: IP}}) switches to the ssh connection:
+    same inventory hostnames (so the same facts, zone fragments and keys), ``ansible_host`` = the
+    container's IP, user root, that key, no host key checks.
     """
     hosts = {}
     for number, name in enumerate(containers, start=1):
@@ -50,25 +58,31 @@ def inventory(containers, domains_per_host, zonefile_dir):
             "mail_domains": [mail_domain(domain_name(number, index))
                              for index in range(1, domains_per_host + 1)],
         }
+        if ssh:
+            hosts[name]["ansible_host"] = ssh["hosts"][name]
+    connection = {"ansible_connection": "containers.podman.podman"}
+    if ssh:
+        connection = {"ansible_connection": "ssh", "ansible_user": "root",
+                      "ansible_ssh_private_key_file": ssh["key"],
+                      "ansible_ssh_common_args": SSH_COMMON_ARGS}
     return {"all": {"children": {"mail": {
         "hosts": hosts,
-        "vars": {
-            "ansible_connection": "containers.podman.podman",
+        "vars": dict(connection, **{
             "ansible_python_interpreter": "/usr/bin/python3",
             "mail_mynetworks": ["127.0.0.0/8", "[::1]/128"],
             "submission_users": [],
             "dns_backend": "zonefile",
             "dns_zonefile_dir": zonefile_dir,
-        },
+        }),
     }}}}
 
 
-def write_inventory(directory, containers, domains_per_host, zonefile_dir):
+def write_inventory(directory, containers, domains_per_host, zonefile_dir, ssh=None):
     """Write ``directory``/hosts.yml and return the directory (the ``-i`` argument)."""
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "hosts.yml"), "w") as handle:
         handle.write("---\n# Written by bench/converge.py; removed and rewritten on every run.\n")
-        yaml.safe_dump(inventory(containers, domains_per_host, zonefile_dir), handle,
+        yaml.safe_dump(inventory(containers, domains_per_host, zonefile_dir, ssh=ssh), handle,
                        default_flow_style=False, sort_keys=False)
     return directory
 
@@ -100,6 +114,34 @@ def write_wrapper(path, podman):
     return path
 
 
+# The ssh and sftp executables of the ssh connection (ANSIBLE_SSH_EXECUTABLE,
+# ANSIBLE_SFTP_EXECUTABLE). Same log format; the logged "arguments" are the tool and the last
+# argument only (the remote command for ssh, the host for sftp, whose commands come on stdin):
+# the -o options in front are long and the same for every call.
+SSH_WRAPPER = """#!/bin/bash
+# Written by bench/converge.py: counts and times every %(tool)s call of the ssh connection plugin
+# (ANSIBLE_%(TOOL)s_EXECUTABLE points here), then behaves exactly like %(tool)s.
+start=$EPOCHREALTIME
+%(binary)s "$@"
+rc=$?
+last="${@: -1}"
+case " $* " in *" -O "*) last="-O control" ;; esac
+last=${last//$'\n'/ }
+last=${last//$'\t'/ }
+printf '%%s\t%%s\t%%s\t%%s\n' "$start" "$EPOCHREALTIME" "$rc" "%(tool)s ${last:0:400}" \
+  >>"${MAILWARD_BENCH_SSH_LOG:-/dev/null}"
+exit $rc
+"""
+
+
+def write_ssh_wrapper(path, tool, binary):
+    """Write the counting wrapper for ``tool`` (ssh or sftp) = ``binary`` at ``path``."""
+    with open(path, "w") as handle:
+        handle.write(SSH_WRAPPER % {"tool": tool, "TOOL": tool.upper(), "binary": binary})
+    os.chmod(path, 0o755)
+    return path
+
+
 _MODULE = re.compile(r"AnsiballZ_(\w+)\.py")
 
 
@@ -123,6 +165,28 @@ def classify(args):
     return "exec:other"
 
 
+def classify_ssh(args):
+    """What one logged ssh/sftp call did: sftp (a file transfer), control (ssh -O), or
+    ssh:<module|mkdir|chmod|rm|home|other>. With pipelining the module comes on stdin, so the
+    command only says python (the module name is then unknown)."""
+    tool, _, command = args.partition(" ")
+    if tool == "sftp":
+        return "sftp"
+    if command.startswith("-O "):
+        return "control"
+    if "python" in command:
+        return "ssh:module"
+    if "chmod " in command:
+        return "ssh:chmod"
+    if "rm -f -r " in command:
+        return "ssh:rm"
+    if "mkdir" in command:
+        return "ssh:mkdir"
+    if "echo ~" in command:
+        return "ssh:home"
+    return "ssh:other"
+
+
 def union_seconds(intervals):
     """Seconds covered by at least one of the (start, end) intervals."""
     total = 0.0
@@ -139,12 +203,13 @@ def union_seconds(intervals):
     return total
 
 
-def parse_podman_log(text):
+def parse_podman_log(text, classify_call=classify):
     """Counts and durations of the podman calls logged by the wrapper.
 
     Returns calls (all), by_kind (count per ``classify`` kind), modules (count per module name),
     seconds_sum (sum of call durations), seconds_busy (time with at least one call running),
-    and the median duration of each kind (``median_ms``).
+    and the median duration of each kind (``median_ms``). ``parse_ssh_log`` is the same for the
+    ssh/sftp wrappers (module names are "(pipelined)" when the command does not name them).
     """
     by_kind, modules, durations, intervals = {}, {}, {}, []
     for line in text.splitlines():
@@ -152,13 +217,14 @@ def parse_podman_log(text):
         if len(parts) != 4:
             continue
         start, end = float(parts[0]), float(parts[1])
-        kind = classify(parts[3])
+        kind = classify_call(parts[3])
         by_kind[kind] = by_kind.get(kind, 0) + 1
         durations.setdefault(kind, []).append(end - start)
         intervals.append((start, end))
-        module = _MODULE.search(parts[3]) if kind == "exec:module" else None
-        if module:
-            modules[module.group(1)] = modules.get(module.group(1), 0) + 1
+        if kind.endswith(":module"):
+            module = _MODULE.search(parts[3])
+            name = module.group(1) if module else "(pipelined)"
+            modules[name] = modules.get(name, 0) + 1
     return {
         "calls": len(intervals),
         "by_kind": dict(sorted(by_kind.items())),
@@ -170,9 +236,28 @@ def parse_podman_log(text):
     }
 
 
+def parse_ssh_log(text):
+    """``parse_podman_log`` for the log of the ssh/sftp wrappers (see ``classify_ssh``)."""
+    return parse_podman_log(text, classify_call=classify_ssh)
+
+
 # ---------------------------------------------------------------------------------------------
 # ansible-playbook output
 # ---------------------------------------------------------------------------------------------
+
+_TASK_HEADER = re.compile(r"^(?:TASK|RUNNING HANDLER) \[(.*)\] \**$")
+
+
+def parse_changed(text):
+    """Names of the tasks (and handlers) that reported ``changed`` for some host, in run order."""
+    names, current = [], None
+    for line in text.splitlines():
+        header = _TASK_HEADER.match(line)
+        if header:
+            current = header.group(1)
+        elif line.startswith("changed: [") and current and current not in names:
+            names.append(current)
+    return names
 
 _RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)"
                     r"\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)")
@@ -239,6 +324,12 @@ def plot(result, path):
     for axis, key, label in ((axes[0], "domains", "domains (1 host)"),
                              (axes[1], "hosts", "hosts (1 domain each)")):
         points = scaling[key]
+        if not points:  # --levers other than all: no scaling series
+            axis.text(0.5, 0.5, "%s: not measured\n(--levers %s)"
+                      % (label, ",".join(result.get("levers_selected", []))),
+                      ha="center", va="center", transform=axis.transAxes)
+            axis.set_axis_off()
+            continue
         xs = [point["count"] for point in points]
         ys = [point["median_s"] for point in points]
         axis.plot(xs, ys, marker="o")
