@@ -34,8 +34,10 @@ and inventories under <out>/converge/. Containers, network and snapshot image ar
 end, also on error or Ctrl-C. This is a benchmark, not a test: nothing fails on time.
 
 Usage: .venv/bin/python bench/converge.py [--quick] [--out build/bench] [--reps N]
-                                         [--levers all|LEVER,...]
-(--levers other than all: first converge, baseline and those levers only, no domain/host scaling)
+                                         [--levers all|none|LEVER,...] [--domain-counts 1,1000]
+(--levers other than all: first converge, baseline and those levers only, no domain/host scaling;
+--domain-counts C1,C2 --levers none: first converge, then only the re-run of one MX per domain
+count, each count on a host of its own, interleaved; --levers ssh adds the same over SSH)
 """
 
 import argparse
@@ -310,13 +312,15 @@ class Runner:
                             "-O", "exit", "mailward-bench-master"], capture_output=True,
                            check=False)
 
-    def inventory(self, containers, domains, ssh=False):
+    def inventory(self, containers, domains, ssh=False, first=1):
         """Write the inventory for ``containers`` with ``domains`` domains per host (``ssh``:
-        the same hosts reached over SSH, see ``lib.inventory``)."""
-        directory = os.path.join(self.workdir, "inventory-%dh-%dd%s"
-                                 % (len(containers), domains, "-ssh" if ssh else ""))
+        the same hosts reached over SSH, see ``lib.inventory``; ``first``: number of the first
+        host, when the inventory does not start at mx1)."""
+        directory = os.path.join(self.workdir, "inventory-%dh-%dd%s%s"
+                                 % (len(containers), domains,
+                                    "-mx%d" % first if first != 1 else "", "-ssh" if ssh else ""))
         return lib.write_inventory(directory, containers, domains, self.zonefile_dir,
-                                   ssh=self.ssh if ssh else None)
+                                   ssh=self.ssh if ssh else None, first=first)
 
     def lever_env(self, lever):
         """Environment changes of a lever (None: the baseline)."""
@@ -428,6 +432,7 @@ def summarize(name, runs, **extra):
         "ssh_busy_s": first.get("ssh", {}).get("seconds_busy", 0.0),
         "ssh_median_ms": first.get("ssh", {}).get("median_ms", {}),
         "modules": first["podman"].get("modules", {}),
+        "podman_by_kind": first["podman"].get("by_kind", {}),
         "profile_top": first["profile"][:10],
         "logs": [run["log"] for run in runs],
     }
@@ -467,11 +472,95 @@ def pipelining_supported():
     return bool(Connection.has_pipelining)
 
 
+def domain_counts(args, lab, runner, result, reps):
+    """``--domain-counts``: the idempotent re-run of one MX against its number of domains.
+
+    Each count gets a host of its own (count i on mailward-bench-mxi, domains of hi), so the
+    re-runs of the counts can alternate without one undoing the other (switching one host from
+    1000 domains to 1 rewrites its tables: not a re-run). mx1 has the first count and is the
+    first converge (timed); the other hosts start from a snapshot of it and get one converge with
+    their count (timed as prepare_s: mostly the key generation). Then ``reps`` rounds of one
+    re-run per count, in the order given; with ``--levers ssh`` (or ssh-no-pipelining) the same
+    re-run over SSH follows each podman one in the round. Other levers are not combined with it.
+    """
+    counts = args.domain_counts
+    result["domain_counts"] = counts
+    result["levers_selected"] = args.levers
+    lab.open()
+    mx1 = lab.start(1)
+    first = runner.run("first-%dd" % counts[0], runner.inventory([mx1], counts[0]),
+                       expect_idempotent=False)
+    result["first_converge"] = {"seconds": first["seconds"], "recap": first["recap"],
+                                "domains": counts[0],
+                                "podman_calls": first["podman"]["calls"],
+                                "profile_top": first["profile"][:10], "log": first["log"]}
+    prepare = {counts[0]: None}
+    if len(counts) > 1:
+        lab.take_snapshot()
+        containers = lab.ensure(len(counts))
+        for number, count in enumerate(counts[1:], start=2):
+            run = runner.run("prepare-%dd" % count,
+                             runner.inventory([containers[number - 1]], count, first=number),
+                             expect_idempotent=False)
+            prepare[count] = run["seconds"]
+            result.setdefault("prepare", {})["%dd" % count] = {
+                "seconds": run["seconds"], "recap": run["recap"],
+                "podman_calls": run["podman"]["calls"], "profile_top": run["profile"][:10],
+                "log": run["log"]}
+    containers = lab.containers[:len(counts)]
+    result["podman_exec_true_median_ms"] = round(1000 * lab.exec_latency(), 1)
+    ssh_levers = [lever for lever in args.levers if lever in SSH_LEVERS]
+    if ssh_levers:
+        hosts = runner.enable_ssh(lab, containers)
+        mux, fresh = runner.ssh_latency(hosts[mx1])
+        result["ssh_true_median_ms"] = round(1000 * mux, 1)
+        result["ssh_fresh_true_median_ms"] = round(1000 * fresh, 1)
+    rounds = []  # (label, inventory, lever, count)
+    for number, count in enumerate(counts, start=1):
+        name = containers[number - 1]
+        rounds.append(("rerun-%dd" % count, runner.inventory([name], count, first=number), None,
+                       count))
+        for lever in ssh_levers:
+            rounds.append(("rerun-%dd-%s" % (count, lever),
+                           runner.inventory([name], count, ssh=True, first=number),
+                           lever.replace("-", "_"), count))
+    runs = {label: [] for label, _, _, _ in rounds}
+    for _ in range(reps):
+        for label, inventory, lever, _ in rounds:
+            runs[label].append(runner.run(label, inventory, lever=lever))
+    result["runs"] = {}
+    for label, _, lever, count in rounds:
+        summary = summarize(label, runs[label], hosts=1, domains=count,
+                            **({"prepare_s": prepare[count]} if prepare[count] else {}))
+        reference = "rerun-%dd%s" % (counts[0], label[len("rerun-%dd" % count):])
+        if label != reference:
+            summary["ratio"] = round(summary["median_s"]
+                                     / result["runs"][reference]["median_s"], 3)
+            result["ratios"]["%s_over_%s" % (label.replace("-", "_"),
+                                             reference.replace("-", "_"))] = summary["ratio"]
+        result["runs"][label] = summary
+        if lever is None:
+            point = {"count": count, "median_s": summary["median_s"], "run": label}
+            if "ratio" in summary:
+                point["ratio"] = summary["ratio"]
+            result["scaling"]["domains"].append(point)
+    for count in counts:
+        for lever in ssh_levers:
+            ssh_label, podman_label = "rerun-%dd-%s" % (count, lever), "rerun-%dd" % count
+            ratio = round(result["runs"][ssh_label]["median_s"]
+                          / result["runs"][podman_label]["median_s"], 3)
+            result["levers"].append({"name": ssh_label, "ratio": ratio, "against": podman_label,
+                                     "note": "same re-run over SSH (%s)" % lever})
+
+
 def benchmark(args, lab, runner, result):
     """All measurements, in order; fills ``result`` as it goes (so a failure keeps the figures)."""
     mode = MODES[args.mode]
     reps = args.reps or mode["reps"]
     result["reps"] = reps
+    if args.domain_counts:
+        domain_counts(args, lab, runner, result, reps)
+        return
     levers = args.levers
     result["levers_selected"] = levers
     scaling = args.levers_all  # domain and host scaling only with --levers all
@@ -630,6 +719,21 @@ def table(result):
             lines.append("  %6.2f s  %s" % (seconds, name))
         lines.append("median ms per podman call kind (baseline): %s"
                      % ", ".join("%s=%.0f" % item for item in baseline["podman_median_ms"].items()))
+    if result.get("domain_counts"):
+        for name, summary in result.get("runs", {}).items():
+            lines.append("")
+            lines.append("slowest tasks of %s (profile_tasks, first repetition):" % name)
+            for task, seconds in summary["profile_top"]:
+                lines.append("  %6.2f s  %s" % (seconds, task))
+            lines.append("calls by kind (first rep): %s" % ", ".join(
+                "%s=%d" % item for item in (summary["ssh_by_kind"]
+                                            if summary.get("connection") == "ssh"
+                                            else summary.get("podman_by_kind", {})).items()))
+        for name, prepare in result.get("prepare", {}).items():
+            lines.append("untimed-for-the-ratio converge with %s (key generation): %.1f s "
+                         "(tasks=%d changed=%d podman calls=%d)"
+                         % (name, prepare["seconds"], prepare["recap"]["tasks"],
+                            prepare["recap"]["changed"], prepare["podman_calls"]))
     for name in SSH_LEVERS:
         summary = result.get("runs", {}).get(name)
         if summary:
@@ -664,12 +768,27 @@ def main():
     parser.add_argument("--levers", default="all",
                         help="comma-separated levers next to the baseline re-run, from %s "
                              "(ssh: both ssh levers); anything but 'all' skips the domain and "
-                             "host scaling (default all)" % ", ".join(LEVERS))
+                             "host scaling (default all); 'none': no lever (with --domain-counts)"
+                             % ", ".join(LEVERS))
+    parser.add_argument("--domain-counts", default="",
+                        help="comma-separated domain counts, e.g. 1,1000: only the first converge "
+                             "and the re-run of one MX per count, interleaved (each count on a "
+                             "host of its own); levers: none, or ssh/ssh-no-pipelining to add the "
+                             "same re-runs over SSH")
     args = parser.parse_args()
     args.mode = "quick" if args.quick else "full"
     args.levers_all = args.levers == "all"
+    try:
+        args.domain_counts = [int(count) for count in args.domain_counts.split(",") if count]
+    except ValueError:
+        parser.error("--domain-counts: comma-separated integers, e.g. 1,1000")
+    if any(count < 1 for count in args.domain_counts) or len(set(args.domain_counts)) != len(
+            args.domain_counts):
+        parser.error("--domain-counts: distinct counts of at least 1")
+    if args.levers.strip() == "none":
+        args.levers, args.levers_all = "", False
     selected = []
-    for name in (LEVERS if args.levers_all else args.levers.split(",")):
+    for name in (LEVERS if args.levers_all else [n for n in args.levers.split(",") if n.strip()]):
         names = SSH_LEVERS if name.strip() == "ssh" and not args.levers_all else [name.strip()]
         for lever in names:
             if lever not in LEVERS:
@@ -677,6 +796,13 @@ def main():
             if lever not in selected:
                 selected.append(lever)
     args.levers = selected
+    if args.domain_counts:
+        if args.levers_all:
+            parser.error("--domain-counts goes with --levers none (or ssh, ssh-no-pipelining)")
+        if any(lever not in SSH_LEVERS for lever in selected):
+            parser.error("--domain-counts combines only with the ssh levers")
+    elif not args.levers_all and not selected:
+        parser.error("--levers none needs --domain-counts")
 
     os.environ["CONTAINERS_CONF"] = os.path.join(ROOT, "containers", "containers.conf")
     out = os.path.abspath(args.out)

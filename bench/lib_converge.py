@@ -40,7 +40,7 @@ def mail_domain(name):
 SSH_COMMON_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 
 
-def inventory(containers, domains_per_host, zonefile_dir, ssh=None):
+def inventory(containers, domains_per_host, zonefile_dir, ssh=None, first=1):
     """The inventory (as a dict) shaped like inventory/demo: group ``mail``, podman connection.
 
     ``containers`` are container names; host N (from 1) is ``mxN.bench.test`` and gets
@@ -50,9 +50,12 @@ def inventory(containers, domains_per_host, zonefile_dir, ssh=None):
     ``ssh`` ({"key": private key path, "hosts": {container: IP}}) switches to the ssh connection:
     same inventory hostnames (so the same facts, zone fragments and keys), ``ansible_host`` = the
     container's IP, user root, that key, no host key checks.
+
+    ``first``: the number of the first host (``--domain-counts`` gives each count a host of its
+    own, e.g. an inventory of mailward-bench-mx2 alone is mx2 with the domains of h2).
     """
     hosts = {}
-    for number, name in enumerate(containers, start=1):
+    for number, name in enumerate(containers, start=first):
         hosts[name] = {
             "mail_hostname": "mx%d.%s" % (number, DOMAIN_SUFFIX),
             "mail_domains": [mail_domain(domain_name(number, index))
@@ -77,12 +80,13 @@ def inventory(containers, domains_per_host, zonefile_dir, ssh=None):
     }}}}
 
 
-def write_inventory(directory, containers, domains_per_host, zonefile_dir, ssh=None):
+def write_inventory(directory, containers, domains_per_host, zonefile_dir, ssh=None, first=1):
     """Write ``directory``/hosts.yml and return the directory (the ``-i`` argument)."""
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "hosts.yml"), "w") as handle:
         handle.write("---\n# Written by bench/converge.py; removed and rewritten on every run.\n")
-        yaml.safe_dump(inventory(containers, domains_per_host, zonefile_dir, ssh=ssh), handle,
+        yaml.safe_dump(inventory(containers, domains_per_host, zonefile_dir, ssh=ssh, first=first),
+                       handle,
                        default_flow_style=False, sort_keys=False)
     return directory
 
