@@ -8,10 +8,20 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
-.PHONY: setup image demo demo-down test lint pytest molecule molecule-dns molecule-e2e molecule-audit bench bench-quick
+# Opt-in, never required: `make mitogen` once, then MITOGEN=1 on any target that runs Ansible.
+ifeq ($(MITOGEN),1)
+export ANSIBLE_STRATEGY := mitogen_linear
+export ANSIBLE_STRATEGY_PLUGINS := $(shell $(VENV)/python -c 'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__) + "/plugins/strategy")' 2>/dev/null || echo "mitogen-not-installed:run-make-mitogen")
+endif
+
+.PHONY: setup mitogen image demo demo-down test lint pytest molecule molecule-dns molecule-e2e molecule-audit bench bench-quick
 
 setup:            ## Debian packages + pinned Python tools in .venv
 	scripts/setup.sh
+
+mitogen: setup    ## Opt-in: Mitogen in .venv (faster runs with MITOGEN=1; never required)
+	pip install -q -r requirements-mitogen.txt
+	@echo "mitogen installed: use MITOGEN=1 make demo, or see README.md (Faster runs)"
 
 image: setup      ## The Debian 12 systemd base image (built locally, once)
 	scripts/build-image.sh
