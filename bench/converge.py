@@ -34,10 +34,14 @@ and inventories under <out>/converge/. Containers, network and snapshot image ar
 end, also on error or Ctrl-C. This is a benchmark, not a test: nothing fails on time.
 
 Usage: .venv/bin/python bench/converge.py [--quick] [--out build/bench] [--reps N]
-                                         [--levers all|none|LEVER,...] [--domain-counts 1,1000]
+                                         [--levers all|none|LEVER,...]
+                                         [--domain-counts 1,1000 | --host-counts 1,4,8]
 (--levers other than all: first converge, baseline and those levers only, no domain/host scaling;
 --domain-counts C1,C2 --levers none: first converge, then only the re-run of one MX per domain
-count, each count on a host of its own, interleaved; --levers ssh adds the same over SSH)
+count, each count on a host of its own, interleaved; --host-counts H1,H2 --levers none: first
+converge, then only the re-run of inventories of H1, H2, ... hosts (one domain each, the extra
+hosts from the snapshot), in rotating order, with the podman calls of every run; with either,
+--levers ssh adds the same re-runs over SSH)
 """
 
 import argparse
@@ -472,6 +476,93 @@ def pipelining_supported():
     return bool(Connection.has_pipelining)
 
 
+def series_runs(runner, groups, reps, rotate=False):
+    """``reps`` rounds over ``groups``: one group per count, a list of (label, inventory, lever)
+    runs (its podman re-run, then its ssh re-runs). ``rotate``: round r starts with group
+    r mod len(groups) (1h 4h 8h, 4h 8h 1h, ...), so no count always runs first or last in a
+    round; otherwise every round keeps the given order."""
+    runs = {label: [] for group in groups for label, _, _ in group}
+    for index in range(reps):
+        shift = index % len(groups) if rotate else 0
+        for group in groups[shift:] + groups[:shift]:
+            for label, inventory, lever in group:
+                runs[label].append(runner.run(label, inventory, lever=lever))
+    return runs
+
+
+def series_report(result, runs, counts, unit, ssh_levers, extra):
+    """Summaries of the re-runs of a count series (``unit`` "d": domains, "h": hosts).
+
+    Labels are rerun-<N><unit>[-<ssh lever>]. Each gets a ratio against the same kind of re-run
+    of the first count (also in ``result["ratios"]``), the podman re-runs a point in
+    ``result["scaling"]`` (median, ratio, connection round trips of one run and their ratio), the
+    ssh re-runs a lever entry against the podman re-run of their count. ``extra(count)``: the
+    fields summarize adds (hosts, domains, prepare_s).
+    """
+    key = {"d": "domains", "h": "hosts"}[unit]
+    result.setdefault("runs", {})
+    first_point = None
+    for count in counts:
+        for suffix in [""] + ["-" + lever for lever in ssh_levers]:
+            label = "rerun-%d%s%s" % (count, unit, suffix)
+            summary = summarize(label, runs[label], **extra(count))
+            summary["podman_calls_per_rep"] = [run["podman"]["calls"] for run in runs[label]]
+            summary["ssh_calls_per_rep"] = [run["ssh"]["calls"] for run in runs[label]]
+            reference = "rerun-%d%s%s" % (counts[0], unit, suffix)
+            if label != reference:
+                summary["ratio"] = round(summary["median_s"]
+                                         / result["runs"][reference]["median_s"], 3)
+                result["ratios"]["%s_over_%s" % (label.replace("-", "_"),
+                                                 reference.replace("-", "_"))] = summary["ratio"]
+            result["runs"][label] = summary
+            if suffix:
+                continue
+            point = {"count": count, "median_s": summary["median_s"], "run": label,
+                     "podman_calls": summary["podman_calls"],
+                     "podman_calls_per_rep": summary["podman_calls_per_rep"]}
+            if unit == "h":
+                point["podman_calls_per_host"] = round(summary["podman_calls"] / count, 1)
+            if "ratio" in summary:
+                point["ratio"] = summary["ratio"]
+                point["podman_calls_ratio"] = round(
+                    summary["podman_calls"] / max(first_point["podman_calls"], 1), 3)
+            first_point = first_point or point
+            result["scaling"][key].append(point)
+    for count in counts:
+        for lever in ssh_levers:
+            ssh_label, podman_label = ("rerun-%d%s-%s" % (count, unit, lever),
+                                       "rerun-%d%s" % (count, unit))
+            ratio = round(result["runs"][ssh_label]["median_s"]
+                          / result["runs"][podman_label]["median_s"], 3)
+            result["levers"].append({"name": ssh_label, "ratio": ratio, "against": podman_label,
+                                     "note": "same re-run over SSH (%s)" % lever})
+
+
+def enable_series_ssh(runner, lab, containers, result, ssh_levers):
+    """sshd in ``containers`` (after the snapshot) and the bare ssh round trips to the first."""
+    if not ssh_levers:
+        return
+    hosts = runner.enable_ssh(lab, containers)
+    mux, fresh = runner.ssh_latency(hosts[containers[0]])
+    result["ssh_true_median_ms"] = round(1000 * mux, 1)
+    result["ssh_fresh_true_median_ms"] = round(1000 * fresh, 1)
+
+
+def first_converge(runner, mx1, domains, label):
+    """The timed first converge of mx1 alone with ``domains`` domains (result["first_converge"])."""
+    first = runner.run(label, runner.inventory([mx1], domains), expect_idempotent=False)
+    return {"seconds": first["seconds"], "recap": first["recap"], "hosts": 1,
+            "domains": domains, "podman_calls": first["podman"]["calls"],
+            "profile_top": first["profile"][:10], "log": first["log"]}
+
+
+def prepare_entry(run, note):
+    """What result["prepare"] keeps of an untimed-for-the-ratio converge."""
+    return {"seconds": run["seconds"], "recap": run["recap"],
+            "podman_calls": run["podman"]["calls"], "profile_top": run["profile"][:10],
+            "log": run["log"], "note": note}
+
+
 def domain_counts(args, lab, runner, result, reps):
     """``--domain-counts``: the idempotent re-run of one MX against its number of domains.
 
@@ -488,12 +579,7 @@ def domain_counts(args, lab, runner, result, reps):
     result["levers_selected"] = args.levers
     lab.open()
     mx1 = lab.start(1)
-    first = runner.run("first-%dd" % counts[0], runner.inventory([mx1], counts[0]),
-                       expect_idempotent=False)
-    result["first_converge"] = {"seconds": first["seconds"], "recap": first["recap"],
-                                "domains": counts[0],
-                                "podman_calls": first["podman"]["calls"],
-                                "profile_top": first["profile"][:10], "log": first["log"]}
+    result["first_converge"] = first_converge(runner, mx1, counts[0], "first-%dd" % counts[0])
     prepare = {counts[0]: None}
     if len(counts) > 1:
         lab.take_snapshot()
@@ -503,54 +589,80 @@ def domain_counts(args, lab, runner, result, reps):
                              runner.inventory([containers[number - 1]], count, first=number),
                              expect_idempotent=False)
             prepare[count] = run["seconds"]
-            result.setdefault("prepare", {})["%dd" % count] = {
-                "seconds": run["seconds"], "recap": run["recap"],
-                "podman_calls": run["podman"]["calls"], "profile_top": run["profile"][:10],
-                "log": run["log"]}
+            result.setdefault("prepare", {})["%dd" % count] = prepare_entry(
+                run, "mx%d's first converge with %d domains, mostly key generation"
+                % (number, count))
     containers = lab.containers[:len(counts)]
     result["podman_exec_true_median_ms"] = round(1000 * lab.exec_latency(), 1)
     ssh_levers = [lever for lever in args.levers if lever in SSH_LEVERS]
-    if ssh_levers:
-        hosts = runner.enable_ssh(lab, containers)
-        mux, fresh = runner.ssh_latency(hosts[mx1])
-        result["ssh_true_median_ms"] = round(1000 * mux, 1)
-        result["ssh_fresh_true_median_ms"] = round(1000 * fresh, 1)
-    rounds = []  # (label, inventory, lever, count)
+    enable_series_ssh(runner, lab, containers, result, ssh_levers)
+    groups = []  # per count: (label, inventory, lever) of its podman and ssh re-runs
     for number, count in enumerate(counts, start=1):
         name = containers[number - 1]
-        rounds.append(("rerun-%dd" % count, runner.inventory([name], count, first=number), None,
-                       count))
+        group = [("rerun-%dd" % count, runner.inventory([name], count, first=number), None)]
         for lever in ssh_levers:
-            rounds.append(("rerun-%dd-%s" % (count, lever),
-                           runner.inventory([name], count, ssh=True, first=number),
-                           lever.replace("-", "_"), count))
-    runs = {label: [] for label, _, _, _ in rounds}
-    for _ in range(reps):
-        for label, inventory, lever, _ in rounds:
-            runs[label].append(runner.run(label, inventory, lever=lever))
-    result["runs"] = {}
-    for label, _, lever, count in rounds:
-        summary = summarize(label, runs[label], hosts=1, domains=count,
-                            **({"prepare_s": prepare[count]} if prepare[count] else {}))
-        reference = "rerun-%dd%s" % (counts[0], label[len("rerun-%dd" % count):])
-        if label != reference:
-            summary["ratio"] = round(summary["median_s"]
-                                     / result["runs"][reference]["median_s"], 3)
-            result["ratios"]["%s_over_%s" % (label.replace("-", "_"),
-                                             reference.replace("-", "_"))] = summary["ratio"]
-        result["runs"][label] = summary
-        if lever is None:
-            point = {"count": count, "median_s": summary["median_s"], "run": label}
-            if "ratio" in summary:
-                point["ratio"] = summary["ratio"]
-            result["scaling"]["domains"].append(point)
+            group.append(("rerun-%dd-%s" % (count, lever),
+                          runner.inventory([name], count, ssh=True, first=number),
+                          lever.replace("-", "_")))
+        groups.append(group)
+    runs = series_runs(runner, groups, reps)
+    series_report(result, runs, counts, "d", ssh_levers, lambda count: dict(
+        hosts=1, domains=count, **({"prepare_s": prepare[count]} if prepare[count] else {})))
+
+
+def host_range(first, last):
+    """"mx2" or "mx2-mx4": the hosts ``first``..``last``."""
+    return "mx%d" % first if first == last else "mx%d-mx%d" % (first, last)
+
+
+def host_counts(args, lab, runner, result, reps):
+    """``--host-counts``: the idempotent re-run of site.yml against the number of hosts.
+
+    mx1 gets the timed first converge (one domain) and is committed as the snapshot; the hosts
+    up to the largest count start from it. The inventory of count H is mx1..mxH, one domain each
+    (d0001.hN: no two hosts share a domain, so the zone fragments of a smaller inventory are a
+    subset of a larger one's and alternating never rewrites them). Each inventory with more than
+    one host gets one converge first (prepare_s: the new hosts' first converge from the
+    snapshot; the one-host inventory is the first converge's). Then ``reps`` rounds of one re-run
+    per count in rotating order (1h 4h 8h, 4h 8h 1h, ...); ``--levers ssh`` (or
+    ssh-no-pipelining) adds the same re-run over SSH right after each podman one. The podman
+    calls of every run are kept: how the connection round trips grow with the hosts.
+    """
+    counts = args.host_counts
+    result["host_counts"] = counts
+    result["levers_selected"] = args.levers
+    lab.open()
+    mx1 = lab.start(1)
+    result["first_converge"] = first_converge(runner, mx1, 1, "first-1h")
+    largest = max(counts)
+    prepare = {1: None}
+    if largest > 1:
+        lab.take_snapshot()
+        log("starting %d more hosts from the snapshot" % (largest - 1))
+        lab.ensure(largest)
+        converged = 1  # hosts mx1..mx<converged> have had their first converge
+        for count in sorted(count for count in counts if count > 1):
+            run = runner.run("prepare-%dh" % count, runner.inventory(lab.containers[:count], 1),
+                             expect_idempotent=False)
+            prepare[count] = run["seconds"]
+            result.setdefault("prepare", {})["%dh" % count] = prepare_entry(
+                run, "first converge of %s from the snapshot, beside the re-run of %s"
+                % (host_range(converged + 1, count), host_range(1, converged)))
+            converged = count
+    result["podman_exec_true_median_ms"] = round(1000 * lab.exec_latency(), 1)
+    ssh_levers = [lever for lever in args.levers if lever in SSH_LEVERS]
+    enable_series_ssh(runner, lab, lab.containers[:largest], result, ssh_levers)
+    groups = []
     for count in counts:
+        hosts = lab.containers[:count]
+        group = [("rerun-%dh" % count, runner.inventory(hosts, 1), None)]
         for lever in ssh_levers:
-            ssh_label, podman_label = "rerun-%dd-%s" % (count, lever), "rerun-%dd" % count
-            ratio = round(result["runs"][ssh_label]["median_s"]
-                          / result["runs"][podman_label]["median_s"], 3)
-            result["levers"].append({"name": ssh_label, "ratio": ratio, "against": podman_label,
-                                     "note": "same re-run over SSH (%s)" % lever})
+            group.append(("rerun-%dh-%s" % (count, lever), runner.inventory(hosts, 1, ssh=True),
+                          lever.replace("-", "_")))
+        groups.append(group)
+    runs = series_runs(runner, groups, reps, rotate=True)
+    series_report(result, runs, counts, "h", ssh_levers, lambda count: dict(
+        hosts=count, domains=1, **({"prepare_s": prepare[count]} if prepare.get(count) else {})))
 
 
 def benchmark(args, lab, runner, result):
@@ -560,6 +672,9 @@ def benchmark(args, lab, runner, result):
     result["reps"] = reps
     if args.domain_counts:
         domain_counts(args, lab, runner, result, reps)
+        return
+    if args.host_counts:
+        host_counts(args, lab, runner, result, reps)
         return
     levers = args.levers
     result["levers_selected"] = levers
@@ -668,6 +783,27 @@ def benchmark(args, lab, runner, result):
     })
 
 
+def series_table(result):
+    """Lines for the --domain-counts / --host-counts series: per count the median re-run, its
+    ratio, and the podman calls (connection round trips) of every repetition."""
+    lines = []
+    for key, flag in (("domains", "domain_counts"), ("hosts", "host_counts")):
+        points = result["scaling"][key] if result.get(flag) else []
+        if not points:
+            continue
+        header = ("%7s %8s %6s  %-18s %9s %11s" % (key, "median", "ratio", "podman calls/rep",
+                                                       "per host", "calls ratio"))
+        lines += ["", "re-run vs %s (podman; one %s each):" % (
+            key, "domain" if key == "hosts" else "host"), header, "-" * len(header)]
+        for point in points:
+            lines.append("%7d %7.1fs %6.2f  %-18s %9s %11.2f" % (
+                point["count"], point["median_s"], point.get("ratio", 1.0),
+                ", ".join(str(calls) for calls in point["podman_calls_per_rep"]),
+                "%.1f" % point["podman_calls_per_host"] if "podman_calls_per_host" in point
+                else "-", point.get("podman_calls_ratio", 1.0)))
+    return lines
+
+
 def table(result):
     """The printed report."""
     lines = []
@@ -719,7 +855,8 @@ def table(result):
             lines.append("  %6.2f s  %s" % (seconds, name))
         lines.append("median ms per podman call kind (baseline): %s"
                      % ", ".join("%s=%.0f" % item for item in baseline["podman_median_ms"].items()))
-    if result.get("domain_counts"):
+    lines += series_table(result)
+    if result.get("domain_counts") or result.get("host_counts"):
         for name, summary in result.get("runs", {}).items():
             lines.append("")
             lines.append("slowest tasks of %s (profile_tasks, first repetition):" % name)
@@ -730,10 +867,11 @@ def table(result):
                                             if summary.get("connection") == "ssh"
                                             else summary.get("podman_by_kind", {})).items()))
         for name, prepare in result.get("prepare", {}).items():
-            lines.append("untimed-for-the-ratio converge with %s (key generation): %.1f s "
+            lines.append("untimed-for-the-ratio converge with %s (%s): %.1f s "
                          "(tasks=%d changed=%d podman calls=%d)"
-                         % (name, prepare["seconds"], prepare["recap"]["tasks"],
-                            prepare["recap"]["changed"], prepare["podman_calls"]))
+                         % (name, prepare.get("note", "key generation"), prepare["seconds"],
+                            prepare["recap"]["tasks"], prepare["recap"]["changed"],
+                            prepare["podman_calls"]))
     for name in SSH_LEVERS:
         summary = result.get("runs", {}).get(name)
         if summary:
@@ -747,6 +885,17 @@ def table(result):
                  "remote commands (podman exec, or ssh); modules: module executions; conn%: share "
                  "of wall time with a podman (or ssh/sftp) call running (first rep)")
     return "\n".join(lines)
+
+
+def parse_counts(parser, option, text, example):
+    """The distinct positive integers of a comma-separated ``option`` value ([] when empty)."""
+    try:
+        counts = [int(count) for count in text.split(",") if count.strip()]
+    except ValueError:
+        parser.error("%s: comma-separated integers, e.g. %s" % (option, example))
+    if any(count < 1 for count in counts) or len(set(counts)) != len(counts):
+        parser.error("%s: distinct counts of at least 1" % option)
+    return counts
 
 
 def interrupt(signum, frame):
@@ -768,23 +917,28 @@ def main():
     parser.add_argument("--levers", default="all",
                         help="comma-separated levers next to the baseline re-run, from %s "
                              "(ssh: both ssh levers); anything but 'all' skips the domain and "
-                             "host scaling (default all); 'none': no lever (with --domain-counts)"
+                             "host scaling (default all); 'none': no lever (with --domain-counts "
+                             "or --host-counts)"
                              % ", ".join(LEVERS))
     parser.add_argument("--domain-counts", default="",
                         help="comma-separated domain counts, e.g. 1,1000: only the first converge "
                              "and the re-run of one MX per count, interleaved (each count on a "
                              "host of its own); levers: none, or ssh/ssh-no-pipelining to add the "
                              "same re-runs over SSH")
+    parser.add_argument("--host-counts", default="",
+                        help="comma-separated host counts, e.g. 1,4,8: only the first converge "
+                             "and the re-run of inventories of that many hosts (one domain each), "
+                             "in rotating order, with the podman calls of each run; levers: none, "
+                             "or ssh/ssh-no-pipelining to add the same re-runs over SSH")
     args = parser.parse_args()
     args.mode = "quick" if args.quick else "full"
     args.levers_all = args.levers == "all"
-    try:
-        args.domain_counts = [int(count) for count in args.domain_counts.split(",") if count]
-    except ValueError:
-        parser.error("--domain-counts: comma-separated integers, e.g. 1,1000")
-    if any(count < 1 for count in args.domain_counts) or len(set(args.domain_counts)) != len(
-            args.domain_counts):
-        parser.error("--domain-counts: distinct counts of at least 1")
+    args.domain_counts = parse_counts(parser, "--domain-counts", args.domain_counts, "1,1000")
+    args.host_counts = parse_counts(parser, "--host-counts", args.host_counts, "1,4,8")
+    if args.domain_counts and args.host_counts:
+        parser.error("--domain-counts and --host-counts are separate modes: give one of them "
+                     "(run the benchmark twice, with different --out, for both)")
+    series = "--domain-counts" if args.domain_counts else "--host-counts"
     if args.levers.strip() == "none":
         args.levers, args.levers_all = "", False
     selected = []
@@ -796,13 +950,13 @@ def main():
             if lever not in selected:
                 selected.append(lever)
     args.levers = selected
-    if args.domain_counts:
+    if args.domain_counts or args.host_counts:
         if args.levers_all:
-            parser.error("--domain-counts goes with --levers none (or ssh, ssh-no-pipelining)")
+            parser.error("%s goes with --levers none (or ssh, ssh-no-pipelining)" % series)
         if any(lever not in SSH_LEVERS for lever in selected):
-            parser.error("--domain-counts combines only with the ssh levers")
+            parser.error("%s combines only with the ssh levers" % series)
     elif not args.levers_all and not selected:
-        parser.error("--levers none needs --domain-counts")
+        parser.error("--levers none needs --domain-counts or --host-counts")
 
     os.environ["CONTAINERS_CONF"] = os.path.join(ROOT, "containers", "containers.conf")
     out = os.path.abspath(args.out)

@@ -328,36 +328,49 @@ def plot(result, path):
     for axis, key, label in ((axes[0], "domains", "domains (1 host)"),
                              (axes[1], "hosts", "hosts (1 domain each)")):
         points = scaling[key]
-        if not points:  # --levers other than all: no scaling series
-            axis.text(0.5, 0.5, "%s: not measured\n(--levers %s)"
-                      % (label, ",".join(result.get("levers_selected", []))),
+        if not points:  # --levers other than all, or the other count series: not measured
+            why = ("--domain-counts" if result.get("domain_counts") else "--host-counts"
+                   if result.get("host_counts") else "--levers %s"
+                   % ",".join(result.get("levers_selected", [])))
+            axis.text(0.5, 0.5, "%s: not measured\n(%s)" % (label, why),
                       ha="center", va="center", transform=axis.transAxes)
             axis.set_axis_off()
             continue
         xs = [point["count"] for point in points]
         ys = [point["median_s"] for point in points]
         axis.plot(xs, ys, marker="o")
-        for x, y in zip(xs, ys):
-            axis.annotate("%.1f s" % y, (x, y), textcoords="offset points", xytext=(4, 6))
+        calls = [point.get("podman_calls") for point in points]
+        for x, y, count in zip(xs, ys, calls):
+            text = "%.1f s" % y if count is None else "%.1f s\n%d podman calls" % (y, count)
+            axis.annotate(text, (x, y), textcoords="offset points", xytext=(4, 6))
         if key == "domains" and len(xs) > 1 and max(xs) / max(min(xs), 1) >= 50:
             axis.set_xscale("log")
         axis.set_xlabel(label)
         axis.set_ylabel("idempotent re-run, median wall s")
-        axis.set_ylim(bottom=0)
+        axis.set_ylim(bottom=0, top=1.25 * max(ys))  # room for the labels of the top point
         axis.grid(True, alpha=0.3)
     levers = result["levers"]
-    names = [lever["name"] for lever in levers]
-    ratios = [lever["ratio"] for lever in levers]
-    axes[2].barh(names, ratios)
-    axes[2].axvline(1.0, color="black", linewidth=0.8)
-    for index, ratio in enumerate(ratios):
-        axes[2].annotate("%.2f" % ratio, (ratio, index), textcoords="offset points",
-                         xytext=(4, -3))
-    axes[2].set_xlabel("re-run time / baseline re-run (lower is faster)")
-    axes[2].invert_yaxis()
+    if levers:
+        plot_levers(axes[2], levers)
+    else:  # --levers none
+        axes[2].text(0.5, 0.5, "levers: none measured\n(--levers none)", ha="center",
+                     va="center", transform=axes[2].transAxes)
+        axes[2].set_axis_off()
     figure.suptitle("mailward convergence benchmark (%s mode, first converge %.0f s)"
                     % (result["mode"], result["first_converge"]["seconds"]))
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
     return path
+
+
+def plot_levers(axis, levers):
+    """Horizontal bars: each lever's ratio to the re-run it modifies."""
+    names = [lever["name"] for lever in levers]
+    ratios = [lever["ratio"] for lever in levers]
+    axis.barh(names, ratios)
+    axis.axvline(1.0, color="black", linewidth=0.8)
+    for index, ratio in enumerate(ratios):
+        axis.annotate("%.2f" % ratio, (ratio, index), textcoords="offset points", xytext=(4, -3))
+    axis.set_xlabel("re-run time / baseline re-run (lower is faster)")
+    axis.invert_yaxis()
