@@ -69,8 +69,23 @@ SNAPSHOT = "localhost/%s-snapshot:latest" % PREFIX
 DEFAULT_IMAGE = "localhost/mailward-debian12:latest"
 
 # The levers measured against the baseline re-run of one host; "ssh" names both ssh levers.
-LEVERS = ["pipelining", "gathering-explicit", "fact-cache", "ssh", "ssh-no-pipelining"]
-SSH_LEVERS = ("ssh", "ssh-no-pipelining")
+LEVERS = ["pipelining", "gathering-explicit", "fact-cache", "ssh", "ssh-no-pipelining",
+          "mitogen", "mitogen-ssh"]
+SSH_LEVERS = ("ssh", "ssh-no-pipelining", "mitogen-ssh")  # the ones that run over SSH
+# Opt-in (requirements-mitogen.txt): the mitogen_linear strategy; "mitogen" over the podman
+# connection, "mitogen-ssh" over SSH. `--levers all` leaves them out when Mitogen is not installed.
+MITOGEN_LEVERS = ("mitogen", "mitogen-ssh")
+# Levers that --domain-counts/--host-counts can add beside each podman re-run.
+SERIES_LEVERS = SSH_LEVERS + ("mitogen",)
+
+
+def mitogen_strategy_plugins():
+    """The directory of Mitogen's strategy plugins in .venv, or None when it is not installed."""
+    try:
+        import ansible_mitogen  # noqa: F401 (only where it is)
+    except ImportError:
+        return None
+    return os.path.join(os.path.dirname(ansible_mitogen.__file__), "plugins", "strategy")
 
 # What ansible-playbook reads from the repository: copied to <out>/converge/tree at the start and
 # run from there, so edits made to the working tree while the benchmark runs (it takes minutes)
@@ -339,7 +354,19 @@ class Runner:
             # ansible's default ssh_args, made explicit; the control sockets under the output dir
             "ssh": dict(self.ssh_env(), ANSIBLE_PIPELINING="1"),
             "ssh_no_pipelining": dict(self.ssh_env(), ANSIBLE_PIPELINING="0"),
+            "mitogen": self.mitogen_env(),
+            "mitogen_ssh": dict(self.ssh_env(), **self.mitogen_env()),
         }[lever]
+
+    @staticmethod
+    def mitogen_env():
+        """The opt-in Mitogen strategy (the inventory names the connection "podman" or "ssh",
+        which Mitogen takes over; its podman transport runs `podman` from PATH, so its calls
+        are not counted by the wrapper)."""
+        plugins = mitogen_strategy_plugins()
+        if plugins is None:
+            return {}
+        return {"ANSIBLE_STRATEGY": "mitogen_linear", "ANSIBLE_STRATEGY_PLUGINS": plugins}
 
     def ssh_env(self):
         """Environment of both ssh levers (wrappers, ControlMaster, control socket directory)."""
@@ -367,7 +394,7 @@ class Runner:
         env.update(self.lever_env(lever))
         command = ["ansible-playbook", "-i", inventory, "site.yml"]
         shown = ["%s=%s" % item for item in self.lever_env(lever).items()
-                 if not item[0].endswith(("CONNECTION", "EXECUTABLE", "_DIR"))]
+                 if not item[0].endswith(("CONNECTION", "EXECUTABLE", "_DIR", "PLUGINS"))]
         log("run %-28s %s" % (os.path.basename(stem), " ".join(shown)))
         load_before = os.getloadavg()[0]  # the machine is shared: a noise indicator
         with open(stem + ".log", "w") as output:
@@ -376,7 +403,7 @@ class Runner:
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        check=False)
             seconds = time.monotonic() - start
-        if lever in ("ssh", "ssh_no_pipelining"):
+        if lever in ("ssh", "ssh_no_pipelining", "mitogen_ssh"):
             self.close_masters()
         with open(stem + ".log") as handle:
             text = handle.read()
@@ -462,7 +489,7 @@ def interleaved(runner, inventory, labels, reps, ssh_inventory=None):
     runs = {label: [] for label, _ in labels}
     for _ in range(reps):
         for label, lever in labels:
-            chosen = ssh_inventory if lever in ("ssh", "ssh_no_pipelining") else inventory
+            chosen = ssh_inventory if lever in ("ssh", "ssh_no_pipelining", "mitogen_ssh") else inventory
             runs[label].append(runner.run(label, chosen, lever=lever))
     return runs
 
@@ -490,7 +517,7 @@ def series_runs(runner, groups, reps, rotate=False):
     return runs
 
 
-def series_report(result, runs, counts, unit, ssh_levers, extra):
+def series_report(result, runs, counts, unit, series_levers, extra):
     """Summaries of the re-runs of a count series (``unit`` "d": domains, "h": hosts).
 
     Labels are rerun-<N><unit>[-<ssh lever>]. Each gets a ratio against the same kind of re-run
@@ -503,7 +530,7 @@ def series_report(result, runs, counts, unit, ssh_levers, extra):
     result.setdefault("runs", {})
     first_point = None
     for count in counts:
-        for suffix in [""] + ["-" + lever for lever in ssh_levers]:
+        for suffix in [""] + ["-" + lever for lever in series_levers]:
             label = "rerun-%d%s%s" % (count, unit, suffix)
             summary = summarize(label, runs[label], **extra(count))
             summary["podman_calls_per_rep"] = [run["podman"]["calls"] for run in runs[label]]
@@ -529,13 +556,15 @@ def series_report(result, runs, counts, unit, ssh_levers, extra):
             first_point = first_point or point
             result["scaling"][key].append(point)
     for count in counts:
-        for lever in ssh_levers:
-            ssh_label, podman_label = ("rerun-%d%s-%s" % (count, unit, lever),
-                                       "rerun-%d%s" % (count, unit))
-            ratio = round(result["runs"][ssh_label]["median_s"]
+        for lever in series_levers:
+            lever_label, podman_label = ("rerun-%d%s-%s" % (count, unit, lever),
+                                         "rerun-%d%s" % (count, unit))
+            ratio = round(result["runs"][lever_label]["median_s"]
                           / result["runs"][podman_label]["median_s"], 3)
-            result["levers"].append({"name": ssh_label, "ratio": ratio, "against": podman_label,
-                                     "note": "same re-run over SSH (%s)" % lever})
+            result["levers"].append({"name": lever_label, "ratio": ratio, "against": podman_label,
+                                     "note": "same re-run, %s" % (
+                                         "over SSH (%s)" % lever if lever in SSH_LEVERS
+                                         else "podman connection, Mitogen strategy")})
 
 
 def enable_series_ssh(runner, lab, containers, result, ssh_levers):
@@ -596,17 +625,17 @@ def domain_counts(args, lab, runner, result, reps):
     result["podman_exec_true_median_ms"] = round(1000 * lab.exec_latency(), 1)
     ssh_levers = [lever for lever in args.levers if lever in SSH_LEVERS]
     enable_series_ssh(runner, lab, containers, result, ssh_levers)
-    groups = []  # per count: (label, inventory, lever) of its podman and ssh re-runs
+    groups = []  # per count: (label, inventory, lever) of its podman re-run and the levers'
     for number, count in enumerate(counts, start=1):
         name = containers[number - 1]
         group = [("rerun-%dd" % count, runner.inventory([name], count, first=number), None)]
-        for lever in ssh_levers:
+        for lever in args.levers:
             group.append(("rerun-%dd-%s" % (count, lever),
-                          runner.inventory([name], count, ssh=True, first=number),
+                          runner.inventory([name], count, ssh=lever in SSH_LEVERS, first=number),
                           lever.replace("-", "_")))
         groups.append(group)
     runs = series_runs(runner, groups, reps)
-    series_report(result, runs, counts, "d", ssh_levers, lambda count: dict(
+    series_report(result, runs, counts, "d", args.levers, lambda count: dict(
         hosts=1, domains=count, **({"prepare_s": prepare[count]} if prepare[count] else {})))
 
 
@@ -656,12 +685,13 @@ def host_counts(args, lab, runner, result, reps):
     for count in counts:
         hosts = lab.containers[:count]
         group = [("rerun-%dh" % count, runner.inventory(hosts, 1), None)]
-        for lever in ssh_levers:
-            group.append(("rerun-%dh-%s" % (count, lever), runner.inventory(hosts, 1, ssh=True),
+        for lever in args.levers:
+            group.append(("rerun-%dh-%s" % (count, lever),
+                          runner.inventory(hosts, 1, ssh=lever in SSH_LEVERS),
                           lever.replace("-", "_")))
         groups.append(group)
     runs = series_runs(runner, groups, reps, rotate=True)
-    series_report(result, runs, counts, "h", ssh_levers, lambda count: dict(
+    series_report(result, runs, counts, "h", args.levers, lambda count: dict(
         hosts=count, domains=1, **({"prepare_s": prepare[count]} if prepare.get(count) else {})))
 
 
@@ -717,6 +747,9 @@ def benchmark(args, lab, runner, result):
         "ssh": "ssh to root@<container IP>, ControlPersist=60s, ANSIBLE_PIPELINING=1 "
                "(ansible.cfg's setting)",
         "ssh-no-pipelining": "ssh as the ssh lever but ANSIBLE_PIPELINING=0",
+        "mitogen": "opt-in Mitogen (mitogen_linear strategy) over the podman connection: one "
+                   "long-lived interpreter per host instead of ~5 podman calls per task",
+        "mitogen-ssh": "opt-in Mitogen (mitogen_linear strategy) over SSH",
     }
     for label, lever in labels[1:]:
         summary = summarize(label, runs[label], hosts=1, domains=1)
@@ -916,20 +949,22 @@ def main():
     parser.add_argument("--image", default=os.environ.get("MAILWARD_IMAGE", DEFAULT_IMAGE))
     parser.add_argument("--levers", default="all",
                         help="comma-separated levers next to the baseline re-run, from %s "
-                             "(ssh: both ssh levers); anything but 'all' skips the domain and "
+                             "(ssh: ssh and ssh-no-pipelining; mitogen, mitogen-ssh: opt-in, make mitogen); anything but 'all' skips the domain and "
                              "host scaling (default all); 'none': no lever (with --domain-counts "
                              "or --host-counts)"
                              % ", ".join(LEVERS))
     parser.add_argument("--domain-counts", default="",
                         help="comma-separated domain counts, e.g. 1,1000: only the first converge "
                              "and the re-run of one MX per count, interleaved (each count on a "
-                             "host of its own); levers: none, or ssh/ssh-no-pipelining to add the "
-                             "same re-runs over SSH")
+                             "host of its own); levers: none, or ssh, ssh-no-pipelining, mitogen-ssh "
+                             "(over SSH), mitogen (podman + Mitogen) to add the same re-runs with "
+                             "that lever")
     parser.add_argument("--host-counts", default="",
                         help="comma-separated host counts, e.g. 1,4,8: only the first converge "
                              "and the re-run of inventories of that many hosts (one domain each), "
                              "in rotating order, with the podman calls of each run; levers: none, "
-                             "or ssh/ssh-no-pipelining to add the same re-runs over SSH")
+                             "or ssh, ssh-no-pipelining, mitogen-ssh (over SSH), mitogen (podman + Mitogen) to add "
+                             "the same re-runs with that lever")
     args = parser.parse_args()
     args.mode = "quick" if args.quick else "full"
     args.levers_all = args.levers == "all"
@@ -943,18 +978,25 @@ def main():
         args.levers, args.levers_all = "", False
     selected = []
     for name in (LEVERS if args.levers_all else [n for n in args.levers.split(",") if n.strip()]):
-        names = SSH_LEVERS if name.strip() == "ssh" and not args.levers_all else [name.strip()]
+        names = (("ssh", "ssh-no-pipelining") if name.strip() == "ssh" and not args.levers_all
+                 else [name.strip()])
         for lever in names:
             if lever not in LEVERS:
                 parser.error("unknown lever %r (known: %s)" % (lever, ", ".join(LEVERS)))
             if lever not in selected:
                 selected.append(lever)
+    if args.levers_all and mitogen_strategy_plugins() is None:
+        log("Mitogen is not installed (opt-in: make mitogen): the mitogen levers are left out")
+        selected = [lever for lever in selected if lever not in MITOGEN_LEVERS]
+    if any(lever in MITOGEN_LEVERS for lever in selected) and mitogen_strategy_plugins() is None:
+        parser.error("the mitogen levers need Mitogen in .venv: make mitogen "
+                     "(pip install -r requirements-mitogen.txt)")
     args.levers = selected
     if args.domain_counts or args.host_counts:
         if args.levers_all:
-            parser.error("%s goes with --levers none (or ssh, ssh-no-pipelining)" % series)
-        if any(lever not in SSH_LEVERS for lever in selected):
-            parser.error("%s combines only with the ssh levers" % series)
+            parser.error("%s goes with --levers none (or %s)" % (series, ", ".join(SERIES_LEVERS)))
+        if any(lever not in SERIES_LEVERS for lever in selected):
+            parser.error("%s combines only with %s" % (series, ", ".join(SERIES_LEVERS)))
     elif not args.levers_all and not selected:
         parser.error("--levers none needs --domain-counts or --host-counts")
 

@@ -63,7 +63,9 @@ def inventory(containers, domains_per_host, zonefile_dir, ssh=None, first=1):
         }
         if ssh:
             hosts[name]["ansible_host"] = ssh["hosts"][name]
-    connection = {"ansible_connection": "containers.podman.podman"}
+    # "podman", not the FQCN: Ansible routes it to containers.podman.podman, and the opt-in
+    # Mitogen strategy (the mitogen lever) can take it over, which it does not for the FQCN.
+    connection = {"ansible_connection": "podman"}
     if ssh:
         connection = {"ansible_connection": "ssh", "ansible_user": "root",
                       "ansible_ssh_private_key_file": ssh["key"],
