@@ -104,3 +104,12 @@ def test_a_corrupt_cache_is_ignored_and_rewritten(keydir):
     assert again["changed"] is False
     assert again["public_keys"][0]["public_key"] == first["public_keys"][0]["public_key"]
     assert list(cache(keydir)) == [first["public_keys"][0]["path"]]
+
+
+def test_check_mode_leaves_the_cache_alone(keydir):
+    first = run(keydir, ED[:1])
+    (keydir / "keys" / ".public-keys.json").unlink()
+    again = run(keydir, ED[:1], check_mode=True)
+    assert again["changed"] is False
+    assert again["public_keys"][0]["public_key"] == first["public_keys"][0]["public_key"]
+    assert not (keydir / "keys" / ".public-keys.json").exists()
