@@ -41,7 +41,7 @@ Usage: .venv/bin/python bench/converge.py [--quick] [--out build/bench] [--reps 
 count, each count on a host of its own, interleaved; --host-counts H1,H2 --levers none: first
 converge, then only the re-run of inventories of H1, H2, ... hosts (one domain each, the extra
 hosts from the snapshot), in rotating order, with the podman calls of every run; with either,
---levers ssh adds the same re-runs over SSH)
+--levers ssh (over SSH) or mitogen (opt-in Mitogen strategy) adds the same re-runs with that lever)
 """
 
 import argparse
@@ -77,6 +77,8 @@ SSH_LEVERS = ("ssh", "ssh-no-pipelining", "mitogen-ssh")  # the ones that run ov
 MITOGEN_LEVERS = ("mitogen", "mitogen-ssh")
 # Levers that --domain-counts/--host-counts can add beside each podman re-run.
 SERIES_LEVERS = SSH_LEVERS + ("mitogen",)
+# The same names as Runner.lever_env and Runner.run see them ("ssh-no-pipelining" -> "ssh_no_pipelining").
+SSH_LEVER_KEYS = tuple(lever.replace("-", "_") for lever in SSH_LEVERS)
 
 
 def mitogen_strategy_plugins():
@@ -411,7 +413,7 @@ class Runner:
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        check=False)
             seconds = time.monotonic() - start
-        if lever in ("ssh", "ssh_no_pipelining", "mitogen_ssh"):
+        if lever in SSH_LEVER_KEYS:
             self.close_masters()
         with open(stem + ".log") as handle:
             text = handle.read()
@@ -497,7 +499,7 @@ def interleaved(runner, inventory, labels, reps, ssh_inventory=None):
     runs = {label: [] for label, _ in labels}
     for _ in range(reps):
         for label, lever in labels:
-            chosen = ssh_inventory if lever in ("ssh", "ssh_no_pipelining", "mitogen_ssh") else inventory
+            chosen = ssh_inventory if lever in SSH_LEVER_KEYS else inventory
             runs[label].append(runner.run(label, chosen, lever=lever))
     return runs
 
@@ -575,14 +577,26 @@ def series_report(result, runs, counts, unit, series_levers, extra):
                                          else "podman connection, Mitogen strategy")})
 
 
-def enable_series_ssh(runner, lab, containers, result, ssh_levers):
-    """sshd in ``containers`` (after the snapshot) and the bare ssh round trips to the first."""
-    if not ssh_levers:
+def enable_series_ssh(runner, lab, containers, result, levers):
+    """sshd in ``containers`` (after the snapshot) and the bare ssh round trips to the first,
+    when one of ``levers`` runs over SSH."""
+    if not any(lever in SSH_LEVERS for lever in levers):
         return
     hosts = runner.enable_ssh(lab, containers)
     mux, fresh = runner.ssh_latency(hosts[containers[0]])
     result["ssh_true_median_ms"] = round(1000 * mux, 1)
     result["ssh_fresh_true_median_ms"] = round(1000 * fresh, 1)
+
+
+def series_group(runner, label, hosts, domains, levers, first=1):
+    """One count of a series: (label, inventory, lever) of its podman re-run, then the same
+    re-run with each of ``levers`` (over SSH for the ssh ones)."""
+    group = [(label, runner.inventory(hosts, domains, first=first), None)]
+    for lever in levers:
+        group.append(("%s-%s" % (label, lever),
+                      runner.inventory(hosts, domains, ssh=lever in SSH_LEVERS, first=first),
+                      lever.replace("-", "_")))
+    return group
 
 
 def first_converge(runner, mx1, domains, label):
@@ -608,8 +622,9 @@ def domain_counts(args, lab, runner, result, reps):
     1000 domains to 1 rewrites its tables: not a re-run). mx1 has the first count and is the
     first converge (timed); the other hosts start from a snapshot of it and get one converge with
     their count (timed as prepare_s: mostly the key generation). Then ``reps`` rounds of one
-    re-run per count, in the order given; with ``--levers ssh`` (or ssh-no-pipelining) the same
-    re-run over SSH follows each podman one in the round. Other levers are not combined with it.
+    re-run per count, in the order given; with ``--levers`` from SERIES_LEVERS (ssh,
+    ssh-no-pipelining, mitogen-ssh, mitogen) the same re-run with that lever follows each podman
+    one in the round. Other levers are not combined with it.
     """
     counts = args.domain_counts
     result["domain_counts"] = counts
@@ -631,17 +646,10 @@ def domain_counts(args, lab, runner, result, reps):
                 % (number, count))
     containers = lab.containers[:len(counts)]
     result["podman_exec_true_median_ms"] = round(1000 * lab.exec_latency(), 1)
-    ssh_levers = [lever for lever in args.levers if lever in SSH_LEVERS]
-    enable_series_ssh(runner, lab, containers, result, ssh_levers)
-    groups = []  # per count: (label, inventory, lever) of its podman re-run and the levers'
-    for number, count in enumerate(counts, start=1):
-        name = containers[number - 1]
-        group = [("rerun-%dd" % count, runner.inventory([name], count, first=number), None)]
-        for lever in args.levers:
-            group.append(("rerun-%dd-%s" % (count, lever),
-                          runner.inventory([name], count, ssh=lever in SSH_LEVERS, first=number),
-                          lever.replace("-", "_")))
-        groups.append(group)
+    enable_series_ssh(runner, lab, containers, result, args.levers)
+    groups = [series_group(runner, "rerun-%dd" % count, [containers[number - 1]], count,
+                           args.levers, first=number)
+              for number, count in enumerate(counts, start=1)]
     runs = series_runs(runner, groups, reps)
     series_report(result, runs, counts, "d", args.levers, lambda count: dict(
         hosts=1, domains=count, **({"prepare_s": prepare[count]} if prepare[count] else {})))
@@ -661,8 +669,8 @@ def host_counts(args, lab, runner, result, reps):
     subset of a larger one's and alternating never rewrites them). Each inventory with more than
     one host gets one converge first (prepare_s: the new hosts' first converge from the
     snapshot; the one-host inventory is the first converge's). Then ``reps`` rounds of one re-run
-    per count in rotating order (1h 4h 8h, 4h 8h 1h, ...); ``--levers ssh`` (or
-    ssh-no-pipelining) adds the same re-run over SSH right after each podman one. The podman
+    per count in rotating order (1h 4h 8h, 4h 8h 1h, ...); ``--levers`` from SERIES_LEVERS add
+    the same re-run with that lever right after each podman one. The podman
     calls of every run are kept: how the connection round trips grow with the hosts.
     """
     counts = args.host_counts
@@ -687,17 +695,9 @@ def host_counts(args, lab, runner, result, reps):
                 % (host_range(converged + 1, count), host_range(1, converged)))
             converged = count
     result["podman_exec_true_median_ms"] = round(1000 * lab.exec_latency(), 1)
-    ssh_levers = [lever for lever in args.levers if lever in SSH_LEVERS]
-    enable_series_ssh(runner, lab, lab.containers[:largest], result, ssh_levers)
-    groups = []
-    for count in counts:
-        hosts = lab.containers[:count]
-        group = [("rerun-%dh" % count, runner.inventory(hosts, 1), None)]
-        for lever in args.levers:
-            group.append(("rerun-%dh-%s" % (count, lever),
-                          runner.inventory(hosts, 1, ssh=lever in SSH_LEVERS),
-                          lever.replace("-", "_")))
-        groups.append(group)
+    enable_series_ssh(runner, lab, lab.containers[:largest], result, args.levers)
+    groups = [series_group(runner, "rerun-%dh" % count, lab.containers[:count], 1, args.levers)
+              for count in counts]
     runs = series_runs(runner, groups, reps, rotate=True)
     series_report(result, runs, counts, "h", args.levers, lambda count: dict(
         hosts=count, domains=1, **({"prepare_s": prepare[count]} if prepare.get(count) else {})))
