@@ -142,6 +142,11 @@ class Lab:
             podman("network", "rm", "-f", NETWORK, check=False)
         podman("network", "create", NETWORK)
 
+    @staticmethod
+    def gateway():
+        """The bench network's gateway: podman's resolver (aardvark-dns) listens there."""
+        return json.loads(podman("network", "inspect", NETWORK))[0]["subnets"][0]["gateway"]
+
     def start(self, number, image=None):
         """Start host ``number`` (systemd as PID 1) and wait until systemd is up."""
         name = self.name(number)
@@ -264,6 +269,8 @@ class Runner:
         self.facts_dir = os.path.join(workdir, "facts")
         self.counter = {}
         self.tree = os.path.join(workdir, "tree")
+        # Set once the bench network exists (Unbound's forwarder in every inventory).
+        self.gateway = None
         self.tree_digest = freeze_tree(self.tree)
         self.ssh = None  # {"key": private key, "hosts": {container: IP}} once enable_ssh ran
         self.ssh_dir = os.path.join(workdir, "ssh")
@@ -341,7 +348,7 @@ class Runner:
                                  % (len(containers), domains,
                                     "-mx%d" % first if first != 1 else "", "-ssh" if ssh else ""))
         return lib.write_inventory(directory, containers, domains, self.zonefile_dir,
-                                   ssh=self.ssh if ssh else None, first=first)
+                                   ssh=self.ssh if ssh else None, first=first, gateway=self.gateway)
 
     def lever_env(self, lever):
         """Environment changes of a lever (None: the baseline)."""
@@ -630,6 +637,7 @@ def domain_counts(args, lab, runner, result, reps):
     result["domain_counts"] = counts
     result["levers_selected"] = args.levers
     lab.open()
+    runner.gateway = lab.gateway()
     mx1 = lab.start(1)
     result["first_converge"] = first_converge(runner, mx1, counts[0], "first-%dd" % counts[0])
     prepare = {counts[0]: None}
@@ -677,6 +685,7 @@ def host_counts(args, lab, runner, result, reps):
     result["host_counts"] = counts
     result["levers_selected"] = args.levers
     lab.open()
+    runner.gateway = lab.gateway()
     mx1 = lab.start(1)
     result["first_converge"] = first_converge(runner, mx1, 1, "first-1h")
     largest = max(counts)
@@ -718,6 +727,7 @@ def benchmark(args, lab, runner, result):
     result["levers_selected"] = levers
     scaling = args.levers_all  # domain and host scaling only with --levers all
     lab.open()
+    runner.gateway = lab.gateway()
     mx1 = lab.start(1)
 
     # 1. First converge of one MX from the base image, then the baseline re-run and its levers.

@@ -40,7 +40,7 @@ def mail_domain(name):
 SSH_COMMON_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 
 
-def inventory(containers, domains_per_host, zonefile_dir, ssh=None, first=1):
+def inventory(containers, domains_per_host, zonefile_dir, ssh=None, first=1, gateway=None):
     """The inventory (as a dict) shaped like inventory/demo: group ``mail``, podman connection.
 
     ``containers`` are container names; host N (from 1) is ``mxN.bench.test`` and gets
@@ -53,6 +53,8 @@ def inventory(containers, domains_per_host, zonefile_dir, ssh=None, first=1):
 
     ``first``: the number of the first host (``--domain-counts`` gives each count a host of its
     own, e.g. an inventory of mailward-bench-mx2 alone is mx2 with the domains of h2).
+
+    ``gateway``: the bench network's gateway, where podman's resolver listens (Unbound's forwarder).
     """
     hosts = {}
     for number, name in enumerate(containers, start=first):
@@ -78,16 +80,20 @@ def inventory(containers, domains_per_host, zonefile_dir, ssh=None, first=1):
             "submission_users": [],
             "dns_backend": "zonefile",
             "dns_zonefile_dir": zonefile_dir,
+            # The resolver role's Unbound forwards to podman's resolver on the bench network's
+            # gateway (no root servers from the bench); .test has no DNSSEC chain.
+            "resolver_forwarders": [gateway] if gateway else [],
+            "resolver_dnssec": False,
         }),
     }}}}
 
 
-def write_inventory(directory, containers, domains_per_host, zonefile_dir, ssh=None, first=1):
+def write_inventory(directory, containers, domains_per_host, zonefile_dir, ssh=None, first=1, gateway=None):
     """Write ``directory``/hosts.yml and return the directory (the ``-i`` argument)."""
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "hosts.yml"), "w") as handle:
         handle.write("---\n# Written by bench/converge.py; removed and rewritten on every run.\n")
-        yaml.safe_dump(inventory(containers, domains_per_host, zonefile_dir, ssh=ssh, first=first),
+        yaml.safe_dump(inventory(containers, domains_per_host, zonefile_dir, ssh=ssh, first=first, gateway=gateway),
                        handle,
                        default_flow_style=False, sort_keys=False)
     return directory

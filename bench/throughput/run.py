@@ -111,13 +111,6 @@ postfix check; postfix reload >/dev/null 2>&1; postconf smtpd_milters non_smtpd_
 # mailward's Debian default since, so the list starts after them (UNIX_MILTERS is kept for (b)-style
 # experiments by hand).
 EXPERIMENTS = [
-    ("unbound", "local caching resolver (unbound, forwarding to ns) in /etc/resolv.conf",
-     "set -e; cat > /etc/unbound/tput.conf <<'EOF'\n" + UNBOUND_CONF + "EOF\n"
-     "unbound-checkconf /etc/unbound/tput.conf >/dev/null; unbound -c /etc/unbound/tput.conf;"
-     " sleep 0.5; echo 'nameserver 127.0.0.1' > /etc/resolv.conf;"
-     " [ -d /var/spool/postfix/etc ] && cp /etc/resolv.conf /var/spool/postfix/etc/resolv.conf;"
-     " sed -i 's/^Nameservers .*/Nameservers 127.0.0.1/' /etc/opendkim.conf;"
-     " systemctl restart opendkim opendmarc; postfix reload"),
     ("quietlog", "less logging: policyd-spf debugLevel 0, OpenDKIM SyslogSuccess no",
      "set -e; f=$(ls /etc/postfix-policyd-spf-python/policyd-spf.conf);"
      " sed -i 's/^debugLevel.*/debugLevel = 0/' $f;"
@@ -368,8 +361,10 @@ def converge_mailward(out: Path, hosts: dict[str, str]) -> float:
         # Same mailbox format as the other configurations (and as molecule/e2e).
         "postfix_main_cf_overrides": {"home_mailbox": "Maildir/",
                                       "virtual_alias_maps": PLAIN_MAIN["virtual_alias_maps"]},
-        # As in molecule/e2e: OpenDKIM's libunbound must ask ns, not the root servers.
-        "opendkim_extra_config": {"Nameservers": NS_IP},
+        # As in molecule/e2e: the resolver role's Unbound forwards to ns (no root servers, no
+        # DNSSEC for the test zones); OpenDKIM asks that Unbound (its default).
+        "resolver_forwarders": [NS_IP],
+        "resolver_dnssec": False,
     }
     (inv / "group_vars" / "mail.yml").write_text(json.dumps(group, indent=2) + "\n")
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),

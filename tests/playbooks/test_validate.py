@@ -81,3 +81,24 @@ def test_domain_without_a_signing_selector_is_refused(tmp_path):
     rc, out = run_validate(tmp_path, {"mail_domains": [dict(GOOD_DOMAIN, dkim=[{"selector": "e1", "type": "ed25519"}])]})
     assert rc != 0, out
     assert "mx-under-test" in out and "example.test" in out and "opendkim_signature_algorithm" in out, out
+
+
+def test_resolver_forwarder_given_as_a_name_is_refused(tmp_path):
+    rc, out = run_validate(tmp_path, {"mail_domains": [GOOD_DOMAIN],
+                                      "resolver_forwarders": ["192.0.2.53", "dns.example.net"]})
+    assert rc != 0, out
+    assert "mx-under-test" in out and "resolver_forwarders" in out and "dns.example.net" in out, out
+    assert "192.0.2.53 " not in out.split("resolver_forwarders:")[-1].split("is not")[0], out
+    assert "unreachable=0" in out, out
+
+
+def test_resolver_forwarders_as_addresses_with_ports_pass(tmp_path):
+    rc, out = run_validate(tmp_path, {"mail_domains": [GOOD_DOMAIN],
+                                      "resolver_forwarders": ["192.0.2.53", "192.0.2.54@5353", "2001:db8::53"]})
+    assert rc == 0, out
+
+
+def test_resolver_switch_must_be_a_boolean(tmp_path):
+    rc, out = run_validate(tmp_path, {"mail_domains": [GOOD_DOMAIN], "resolver_dnssec": "sometimes"})
+    assert rc != 0, out
+    assert "resolver_dnssec" in out and "sometimes" in out, out

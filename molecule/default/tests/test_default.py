@@ -273,3 +273,30 @@ def test_restart_drains_instead_of_killing(host):
         print(smtplib.SMTP("127.0.0.1", 25, local_hostname="client.example.test", timeout=20).noop()[0])
     """)
     assert out.strip() == "250", out
+
+
+# ------------------------------------------------------------------------------------------
+# resolver role: a local Unbound, and the host resolves through it
+# ------------------------------------------------------------------------------------------
+
+
+def test_unbound_listens_on_loopback_only(host):
+    assert host.service("unbound").is_running and host.service("unbound").is_enabled
+    # Every socket on port 53, UDP and TCP (ss shows no process names in the container).
+    listening = host.check_output("ss -lntuH 'sport = :53'")
+    sockets = [line.split()[4] for line in listening.splitlines()]
+    assert len(sockets) >= 2 and all(s == "127.0.0.1:53" for s in sockets), listening
+
+
+def test_host_and_postfix_chroot_resolve_through_unbound(host):
+    for path in ("/etc/resolv.conf", "/var/spool/postfix/etc/resolv.conf"):
+        servers = [line.split()[1] for line in host.file(path).content_string.splitlines()
+                   if line.startswith("nameserver")]
+        assert servers == ["127.0.0.1"], (path, servers)
+    # The forwarder of this scenario (podman's resolver on the network's gateway) is configured
+    # and answers through Unbound: the packages installed after the resolver role came that way.
+    forwards = host.check_output("unbound-control list_forwards")
+    assert re.search(r"^\. IN forward \d+\.\d+\.\d+\.1$", forwards, re.M), forwards
+    requests = host.check_output("unbound-control stats_noreset")
+    queries = int(re.search(r"^total\.num\.queries=(\d+)$", requests, re.M).group(1))
+    assert queries > 0, requests
