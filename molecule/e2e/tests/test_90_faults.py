@@ -27,6 +27,7 @@ PROJECT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 BURST_MAX = int(os.environ.get("E2E_BURST_MAX", "3000"))
 # Deliveries on mx before the restart: the flow has visibly started.
 BURST_FLOWING = 20
+CHROOT_RESOLV_CONF = "/var/spool/postfix/etc/resolv.conf"
 
 
 def sender_queue_for(hosts, needle):
@@ -259,6 +260,9 @@ def broken_run(hosts, tmp_path_factory):
     os.makedirs(os.path.join(inventory, "host_vars"), exist_ok=True)
     with open(os.path.join(inventory, "host_vars", NAMES["mx"]), "w") as handle:
         yaml.safe_dump(host_vars, handle)
+    # The resolver role (it runs before the postfix role fails) must bring back a stale copy of
+    # resolv.conf in Postfix's chroot: what an MX that ran Postfix before the resolver role has.
+    assert hosts.mx.run("echo 'nameserver %s' > %s", IP["ns"], CHROOT_RESOLV_CONF).rc == 0
     before = {
         "main_cf": hosts.mx.check_output("sha256sum /etc/postfix/main.cf"),
         "master_pid": hosts.mx.check_output("cat /var/spool/postfix/pid/master.pid").strip(),
@@ -298,6 +302,12 @@ def test_9d_broken_override_fails_before_reload(hosts, broken_run, run_id):
     assert dialogue.banner[0] == 220 and dialogue.reply("DATA")[0] == 250, explain(dialogue, ("mx log", mx_log(hosts, since)))
     assert len(wait_delivered(hosts.mx, "fault", mid)) == 1, explain(dialogue, ("mx log", mx_log(hosts, since)))
     print("9d: site.yml failed as expected in %.0fs" % broken_run["seconds"])
+
+
+def test_9d_run_refreshes_the_resolv_conf_in_postfixs_chroot(hosts, broken_run):
+    copy = hosts.mx.file(CHROOT_RESOLV_CONF).content_string
+    assert copy == hosts.mx.file("/etc/resolv.conf").content_string and "nameserver 127.0.0.1" in copy, \
+        explain(("chroot copy", copy), ("site.yml output", (broken_run["proc"].stdout + broken_run["proc"].stderr)[-4000:]))
 
 
 def test_9d_failed_run_leaves_no_milter_on_a_stale_config(hosts, broken_run):
