@@ -59,8 +59,10 @@ bench: image      ## Figures, not pass/fail: records, convergence, mail throughp
 	python bench/records.py
 	python bench/converge.py
 	python bench/throughput/run.py --experiments
+	python bench/throughput/run.py --signed --configs plain,dkim,tutorial,mailward --out build/bench/signed
 
 bench-quick: image  ## The same, shorter (fewer domains/hosts, one repetition, 4 s runs)
 	python bench/records.py
 	python bench/converge.py --quick
 	python bench/throughput/run.py --quick
+	python bench/throughput/run.py --quick --signed --configs plain,dkim,tutorial,mailward --out build/bench/signed
