@@ -69,9 +69,13 @@ def inventory(containers, domains_per_host, zonefile_dir, ssh=None, first=1, gat
     # Mitogen strategy (the mitogen lever) can take it over, which it does not for the FQCN.
     connection = {"ansible_connection": "podman"}
     if ssh:
+        # Mitogen's SSH transport ignores StrictHostKeyChecking in the common args and
+        # enforces host keys unless ansible_host_key_checking says otherwise (the containers'
+        # keys are new on every run, like the /dev/null known_hosts above says).
         connection = {"ansible_connection": "ssh", "ansible_user": "root",
                       "ansible_ssh_private_key_file": ssh["key"],
-                      "ansible_ssh_common_args": SSH_COMMON_ARGS}
+                      "ansible_ssh_common_args": SSH_COMMON_ARGS,
+                      "ansible_host_key_checking": False}
     return {"all": {"children": {"mail": {
         "hosts": hosts,
         "vars": dict(connection, **{
