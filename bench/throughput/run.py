@@ -45,6 +45,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "filter_plugins"))
+# The zone-file form of a TXT value (quoted strings of at most 255 bytes), as the dns role writes it.
+from mailward_records import txt_strings  # noqa: E402
 PREFIX = "mailward-tput"
 NET = f"{PREFIX}-net"
 IMAGE = "localhost/mailward-tput-img:latest"
@@ -247,11 +250,6 @@ def signed_message(size: int) -> tuple[str, str]:
             b"v=DKIM1; k=rsa; p=" + base64.b64encode(pub))):
         raise RuntimeError("the signed test message does not verify with its own key")
     return (sig + msg).decode().replace("\r\n", "\n"), f"v=DKIM1; k=rsa; p={base64.b64encode(pub).decode()}"
-
-
-def txt_strings(value: str) -> str:
-    """A TXT value as quoted character-strings of at most 255 bytes (RFC 1035 3.3.14)."""
-    return " ".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
 
 
 def zone(origin: str, body: str) -> str:
@@ -489,18 +487,18 @@ def cpu_by_name(a: dict, b: dict, clk: int, n: int) -> dict:
     window by processes inside the container, up to the exec'd helpers whose parent is outside
     (podman exec), which only the cgroup figure includes.
     """
+    def alive(pid: str) -> bool:
+        return pid in a and pid in b and b[pid][0] == a[pid][0]
+
     ticks: dict[str, float] = {}
     for pid, (comm, _ppid, own, reaped) in b.items():
         old = a.get(pid)
-        same = old is not None and old[0] == comm
+        same = alive(pid)
         ticks[comm] = ticks.get(comm, 0) + own - (old[2] if same else 0)
         grown = reaped - (old[3] if same else 0)
         if grown:
             key = f"exited children of {comm}"
             ticks[key] = ticks.get(key, 0) + grown
-    def alive(pid: str) -> bool:
-        return pid in a and pid in b and b[pid][0] == a[pid][0]
-
     for pid, (comm, ppid, own, reaped) in a.items():
         if alive(pid):
             continue
@@ -636,6 +634,7 @@ def accounting(cfg: str, ip: str, n: int, sessions: int, size: int, clk: int) ->
         total += 1
         queries[key] = queries.get(key, 0) + 1
 
+    mx_cpu = cpu_by_name(c0, c1, clk, n)
     pids = pexec(mx, "pgrep -c -f /usr/bin/policyd-spf || true").strip()
     container_ms = {k: round((g1[k] - g0[k]) / 1e6 / n, 3) for k in g0}
     container_ms["total"] = round(sum(container_ms.values()), 3)
@@ -645,8 +644,8 @@ def accounting(cfg: str, ip: str, n: int, sessions: int, size: int, clk: int) ->
             if container_ms["total"] > 0 else None,
             "dns_queries_per_message": round(total / n, 3),
             "dns_queries": dict(sorted(queries.items(), key=lambda kv: -kv[1])[:15]),
-            "mx_cpu_ms_per_message": cpu_by_name(c0, c1, clk, n),
-            "mx_cpu_ms_per_message_total": round(sum(cpu_by_name(c0, c1, clk, n).values()), 3),
+            "mx_cpu_ms_per_message": mx_cpu,
+            "mx_cpu_ms_per_message_total": round(sum(mx_cpu.values()), 3),
             "ns_cpu_ms_per_message": cpu_by_name(n0, n1, clk, n),
             "policyd_spf_processes_after": int(pids or 0)}
 
