@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # Containers (podman with runc), the image builder, Python's venv, and the real Postfix/OpenDKIM/
 # OpenDMARC checkers that the RedHat-family render test feeds its configs to.
-packages=(podman runc conmon netavark aardvark-dns slirp4netns uidmap fuse-overlayfs debootstrap
+packages=(podman runc conmon netavark aardvark-dns iptables slirp4netns uidmap fuse-overlayfs debootstrap
           python3 python3-venv make git dnsutils openssl
           postfix opendkim opendkim-tools opendmarc)
 missing=()
