@@ -504,3 +504,20 @@ def test_relay_probe_filter_runs_the_foreign_probe_once():
     names = [p["name"] for p in probes]
     assert names.count("foreign") == 1 and names.count("percent_hack") == 2
     assert filters.audit_kinds(["ADDRESS", "SPF"]) == ["a", "aaaa", "spf"]
+
+
+def test_merge_filter_refuses_a_key_a_host_does_not_hold():
+    """The audit merges like the dns role: a host's key for another host's selector is an error."""
+    import types
+    from mailward_roles import dkim_key_list
+    spec = [{"name": "example.test", "dkim": [{"selector": "s1", "type": "rsa", "hosts": ["mx1"]}]}]
+    hostvars = {host: {"mail_domains_normalized": mail_domains_normalize(spec, host, host + ".example.test"),
+                       "mail_hostname": host + ".example.test", "opendkim_public_keys": keys}
+                for host, keys in (("mx1", []), ("mx2", [{"domain": "example.test", "selector": "s1",
+                                                          "type": "rsa", "public_key": "PEM"}]))}
+    environment = types.SimpleNamespace(filters={"dkim_key_list": dkim_key_list})
+    merged = filters.audit_merge_hosts(environment, ["mx1", "mx2"], hostvars)
+    assert "host mx2" in merged["error"] and "domain example.test selector s1" in merged["error"]
+    assert merged["public_keys"] == []
+    merged = filters.audit_merge_hosts(environment, ["mx1"], hostvars)
+    assert "error" not in merged and [d["name"] for d in merged["domains"]] == ["example.test"]

@@ -2,11 +2,13 @@
 
 import importlib.util
 import os
+import types
 
 import dns.rdatatype
 import dns.zone
 import pytest
 from ansible.errors import AnsibleFilterError
+from mailward_roles import dkim_key_list as key_list
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
@@ -69,7 +71,7 @@ def _hostvars(rsa_pem, **overrides):
 
 
 def test_merge_dedupes_domains_and_keys(rsa_pem):
-    merged = plan.dns_merge_hosts(["mx1", "mx2"], _hostvars(rsa_pem))
+    merged = plan.dns_merge_hosts(["mx1", "mx2"], _hostvars(rsa_pem), key_list)
     assert [d["name"] for d in merged["domains"]] == ["example.test"]
     assert len(merged["public_keys"]) == 1
     assert merged["mx_hosts"] == [{"name": "mx1.example.test", "ipv4": "192.0.2.1"}, {"name": "mx2.example.test"}]
@@ -81,7 +83,7 @@ def test_merge_refuses_a_domain_described_differently(rsa_pem):
     hostvars = _hostvars(rsa_pem, mx2={"mail_domains_normalized": inventory.mail_domains_normalize(
         other, "mx2", "mx2.example.test")})
     with pytest.raises(AnsibleFilterError) as info:
-        plan.dns_merge_hosts(["mx1", "mx2"], hostvars)
+        plan.dns_merge_hosts(["mx1", "mx2"], hostvars, key_list)
     message = str(info.value)
     assert "domain example.test" in message and "mx1" in message and "mx2" in message and "dmarc" in message
 
@@ -90,7 +92,7 @@ def test_merge_refuses_different_keys_for_one_selector(rsa_pem, other_rsa_pem):
     hostvars = _hostvars(rsa_pem, mx2={"opendkim_public_keys": [
         {"domain": "example.test", "selector": "s1", "type": "rsa", "public_key": other_rsa_pem}]})
     with pytest.raises(AnsibleFilterError) as info:
-        plan.dns_merge_hosts(["mx1", "mx2"], hostvars)
+        plan.dns_merge_hosts(["mx1", "mx2"], hostvars, key_list)
     message = str(info.value)
     assert "domain example.test selector s1" in message and "hosts mx1 and mx2" in message
 
@@ -98,17 +100,93 @@ def test_merge_refuses_different_keys_for_one_selector(rsa_pem, other_rsa_pem):
 def test_merge_refuses_one_mx_name_with_two_addresses(rsa_pem):
     hostvars = _hostvars(rsa_pem, mx2={"mail_hostname": "mx1.example.test", "mail_public_ipv4": "192.0.2.9"})
     with pytest.raises(AnsibleFilterError, match="mx host mx1.example.test: hosts mx1 and mx2"):
-        plan.dns_merge_hosts(["mx1", "mx2"], hostvars)
+        plan.dns_merge_hosts(["mx1", "mx2"], hostvars, key_list)
 
 
 def test_merge_notes_a_selector_without_key(rsa_pem):
-    merged = plan.dns_merge_hosts(["mx1"], _hostvars(rsa_pem, mx1={"opendkim_public_keys": []}))
+    merged = plan.dns_merge_hosts(["mx1"], _hostvars(rsa_pem, mx1={"opendkim_public_keys": []}), key_list)
     assert any("DKIM example.test selector s1: no public key" in n for n in merged["notes"])
 
 
 def test_merge_needs_the_normalized_domains():
     with pytest.raises(AnsibleFilterError, match="host mx1: mail_domains_normalized is not set"):
-        plan.dns_merge_hosts(["mx1"], {"mx1": {}})
+        plan.dns_merge_hosts(["mx1"], {"mx1": {}}, key_list)
+
+
+# Which host may report which key (issue 13 item 9): a selector with `hosts` belongs only to
+# those inventory hosts, one without to every host (dkim_key_list, as the opendkim role uses it).
+
+SPLIT = [
+    {"name": "example.test", "mx": [{"host": "mx1.example.test", "priority": 10}],
+     "dkim": [{"selector": "s1", "type": "rsa", "hosts": ["mx1"]},
+              {"selector": "s2", "type": "rsa", "hosts": ["mx2"]},
+              {"selector": "all", "type": "rsa"}]},
+]
+
+
+def _split_hostvars(keys_mx1, keys_mx2, domains_mx2=None):
+    def item(selector, pem, domain="example.test"):
+        return {"domain": domain, "selector": selector, "type": "rsa", "public_key": pem}
+    return {
+        "mx1": {"mail_domains_normalized": inventory.mail_domains_normalize(SPLIT, "mx1", "mx1.example.test"),
+                "mail_hostname": "mx1.example.test", "opendkim_public_keys": [item(*k) for k in keys_mx1]},
+        "mx2": {"mail_domains_normalized": inventory.mail_domains_normalize(domains_mx2 or SPLIT, "mx2",
+                                                                           "mx2.example.test"),
+                "mail_hostname": "mx2.example.test", "opendkim_public_keys": [item(*k) for k in keys_mx2]},
+    }
+
+
+def test_merge_takes_each_hosts_keys_for_its_own_selectors(rsa_pem, other_rsa_pem):
+    hostvars = _split_hostvars([("s1", rsa_pem), ("all", rsa_pem)], [("s2", other_rsa_pem), ("all", rsa_pem)])
+    merged = plan.dns_merge_hosts(["mx1", "mx2"], hostvars, key_list)
+    assert sorted((k["selector"], k["public_key"]) for k in merged["public_keys"]) == \
+        sorted([("s1", rsa_pem), ("all", rsa_pem), ("s2", other_rsa_pem)])
+    assert not [n for n in merged["notes"] if n.startswith("DKIM")]
+
+
+def test_merge_refuses_a_key_for_a_selector_of_another_host(rsa_pem, other_rsa_pem):
+    """mx2 reports a key for s1, which only mx1 holds: refused, naming host, domain and selector."""
+    hostvars = _split_hostvars([("s1", rsa_pem)], [("s2", rsa_pem), ("s1", other_rsa_pem)])
+    with pytest.raises(AnsibleFilterError) as info:
+        plan.dns_merge_hosts(["mx1", "mx2"], hostvars, key_list)
+    message = str(info.value)
+    assert "host mx2" in message and "domain example.test selector s1" in message
+    assert "different DKIM public keys" not in message  # the foreign key is not compared, it is refused
+    # the same key as mx1's is refused too: mx2 must not hold s1's private key at all
+    hostvars = _split_hostvars([("s1", rsa_pem)], [("s1", rsa_pem)])
+    with pytest.raises(AnsibleFilterError, match="host mx2.*domain example.test selector s1"):
+        plan.dns_merge_hosts(["mx1", "mx2"], hostvars, key_list)
+
+
+def test_merge_refuses_a_foreign_key_when_its_owner_is_not_in_the_play(other_rsa_pem):
+    """--limit mx2: mx1 (the owner of s1) is not in the play; mx2's key for s1 is still refused."""
+    hostvars = _split_hostvars([], [("s1", other_rsa_pem)])
+    with pytest.raises(AnsibleFilterError, match="host mx2.*domain example.test selector s1"):
+        plan.dns_merge_hosts(["mx2"], hostvars, key_list)
+
+
+def test_merge_refuses_a_key_for_a_domain_the_host_does_not_serve(rsa_pem):
+    other = [{"name": "other.test", "mx": [{"host": "mx2.example.test", "priority": 10}]}]
+    hostvars = _split_hostvars([("s1", rsa_pem)], [("all", rsa_pem)], domains_mx2=other)
+    with pytest.raises(AnsibleFilterError, match="host mx2.*domain example.test selector all"):
+        plan.dns_merge_hosts(["mx1", "mx2"], hostvars, key_list)
+
+
+def test_merge_needs_the_key_list_filter(rsa_pem):
+    with pytest.raises(TypeError):
+        plan.dns_merge_hosts(["mx1"], _hostvars(rsa_pem))  # pylint: disable=no-value-for-parameter
+
+
+def test_merge_filter_finds_dkim_key_list_in_the_template_environment(rsa_pem, other_rsa_pem):
+    """The Jinja filter (pass_environment) resolves dkim_key_list by name, as a template would."""
+    environment = types.SimpleNamespace(filters={"dkim_key_list": key_list})
+    merged = plan.dns_merge_hosts_filter(environment, ["mx1", "mx2"], _hostvars(rsa_pem))
+    assert len(merged["public_keys"]) == 1
+    hostvars = _split_hostvars([], [("s1", other_rsa_pem)])
+    with pytest.raises(AnsibleFilterError, match="host mx2.*selector s1"):
+        plan.dns_merge_hosts_filter(environment, ["mx2"], hostvars)
+    with pytest.raises(AnsibleFilterError, match="dkim_key_list"):
+        plan.dns_merge_hosts_filter(types.SimpleNamespace(filters={}), ["mx1"], _hostvars(rsa_pem))
 
 
 def test_select_maps_manage_types_to_kinds():
@@ -152,7 +230,7 @@ def test_zone_records_attach_zone_ttl_and_txt_forms():
 def test_fragments_parse_back_to_the_generated_records(rsa_pem):
     """records -> zone fragment -> dnspython parse gives the same names, types and values."""
     hostvars = _hostvars(rsa_pem)
-    merged = plan.dns_merge_hosts(["mx1", "mx2"], hostvars)
+    merged = plan.dns_merge_hosts(["mx1", "mx2"], hostvars, key_list)
     recs = inventory.mail_domains_records(merged["domains"], public_keys=merged["public_keys"],
                                           mx_hosts=merged["mx_hosts"])
     texts = [records_mod.txt_strings(r["value"]) for r in recs]

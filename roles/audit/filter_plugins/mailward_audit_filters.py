@@ -11,6 +11,7 @@ import importlib.util
 import os
 
 from ansible.errors import AnsibleFilterError
+from jinja2 import pass_environment
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -37,10 +38,15 @@ def _dns_module():
     return _dns
 
 
-def audit_merge_hosts(hosts, hostvars):
-    """dns_merge_hosts of the dns role; a conflict comes back as ``{error: text}`` instead of raising."""
+@pass_environment
+def audit_merge_hosts(environment, hosts, hostvars):
+    """dns_merge_hosts of the dns role; a conflict comes back as ``{error: text}`` instead of raising.
+
+    Like the dns role's filter it takes each host's DKIM keys only for the selectors that host
+    holds (``dkim_key_list``, found by name in the template environment).
+    """
     try:
-        return _dns_module().dns_merge_hosts(hosts, hostvars)
+        return _dns_module().dns_merge_hosts_filter(environment, hosts, hostvars)
     except AnsibleFilterError as error:
         return {"domains": [], "public_keys": [], "mx_hosts": [], "notes": [], "error": str(error)}
 

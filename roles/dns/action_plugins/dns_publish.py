@@ -6,7 +6,8 @@ Runs on the controller, once per play (the task is ``run_once`` and delegated to
 1. reads, for every host of the play, ``mail_domains_normalized`` (or normalizes
    ``mail_domains`` with ``mail_domains_normalize``), ``opendkim_public_keys``,
    ``mail_hostname``, ``mail_public_ipv4/6`` and ``dns_tlsa_cert_pem``;
-2. merges them (``dns_merge_hosts``: fails on conflicting descriptions, naming both hosts);
+2. merges them (``dns_merge_hosts``: fails on conflicting descriptions, naming both hosts, and
+   on a DKIM key a host reports for a selector it does not hold, per ``dkim_key_list``);
 3. generates the records with ``mail_domains_records`` (the one source of what is published)
    and keeps the managed families (``dns_manage_types``);
 4. hands everything to ONE module call: ``dns_files`` (zone fragments + MTA-STS policies) or
@@ -110,7 +111,7 @@ class ActionModule(ActionBase):
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         try:
             hosts, data = self._host_data(task_vars)
-            merged = plan.dns_merge_hosts(hosts, data)
+            merged = plan.dns_merge_hosts(hosts, data, self._filter("dkim_key_list"))
             records = self._filter("mail_domains_records")(merged["domains"], public_keys=merged["public_keys"],
                                                           mx_hosts=merged["mx_hosts"])
             records = plan.dns_select(records, args["manage_types"])

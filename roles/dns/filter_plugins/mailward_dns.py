@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 """dns role helpers: pure functions that merge the mail hosts' data and arrange records.
 
-Used by the role's dns_publish action plugin (which loads this file by path) and available as
-filters. Unit tests: tests/unit/test_dns_plan.py.
+Used by the role's dns_publish action plugin (which loads this file by path) and by the audit
+role, and available as filters. Unit tests: tests/unit/test_dns_plan.py.
 
 The records themselves come from ``mail_domains_records`` (filter_plugins/mailward_inventory.py);
 nothing here computes a record value. These helpers only decide which records to publish
@@ -12,6 +12,7 @@ nothing here computes a record value. These helpers only decide which records to
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
+from jinja2 import pass_environment
 
 # dns_manage_types -> the `kind` values of mail_domains_records.
 MANAGE_TYPES = {
@@ -39,7 +40,18 @@ def _host_value(hostvars, host, name, default=None):
     return default if value is None else value
 
 
-def dns_merge_hosts(hosts, hostvars):
+def _not_held(normalized, ident):
+    """Why (domain, selector) is not one of a host's keys, for the refusal message."""
+    domain = next((d for d in normalized if str(d["name"]).lower() == ident[0]), None)
+    if domain is None:
+        return "a domain not in this host's mail_domains"
+    sel = next((s for s in domain.get("dkim") or [] if str(s["selector"]).lower() == ident[1]), None)
+    if sel is None:
+        return "a selector not in this host's mail_domains"
+    return "a selector held only by %s" % ", ".join(str(h) for h in sel.get("hosts") or [])
+
+
+def dns_merge_hosts(hosts, hostvars, key_list):
     """Union of the play's mail hosts: domains, DKIM public keys and MX host addresses.
 
     ``hosts``: the play's hosts (``ansible_play_hosts``); ``hostvars``: Ansible's hostvars or a
@@ -48,13 +60,20 @@ def dns_merge_hosts(hosts, hostvars):
     ``mail_hostname`` (default the inventory name), ``mail_public_ipv4``, ``mail_public_ipv6``
     and ``dns_tlsa_cert_pem``.
 
+    ``key_list``: the ``dkim_key_list`` filter (filter_plugins/mailward_roles.py), the one place
+    that says which selectors a host holds; the opendkim role makes and reads exactly those keys.
+    A host's ``opendkim_public_keys`` are taken only for the (domain, selector) pairs
+    ``key_list(<its mail_domains_normalized>, "", host)`` gives it: a key reported for a selector
+    assigned to other hosts only, or for a domain the host does not serve, is refused (an error
+    naming host, domain and selector), whether or not its owner is in the play (``--limit``).
+
     Returns ``{domains, public_keys, mx_hosts, notes}``: domains de-duplicated by name (first
     host's order), keys de-duplicated by (domain, selector), ``mx_hosts`` for
     ``mail_domains_records(mx_hosts=)``, ``notes``: what will not be published and why.
 
     Raises one AnsibleFilterError listing every conflict, one per line, each naming both hosts:
     a domain described differently, different public keys for one domain and selector, or
-    different addresses/certificates for one MX host name.
+    different addresses/certificates for one MX host name; and every key a host must not have.
     """
     problems, notes = [], []
     domains, domain_owner = [], {}
@@ -76,8 +95,16 @@ def dns_merge_hosts(hosts, hostvars):
                 problems.append("domain %s: hosts %s and %s describe it differently (%s); a domain "
                                 "served by several hosts must have the same mail_domains item on each "
                                 "(set mx explicitly)" % (name, other, host, ", ".join(differ)))
+        held = {(str(k["domain"]).lower(), str(k["selector"]).lower()) for k in key_list(normalized, "", host)}
         for item in _host_value(hostvars, host, "opendkim_public_keys", []):
             ident = (str(item.get("domain", "")).lower(), str(item.get("selector", "")).lower())
+            if ident not in held:
+                problems.append("host %s: reports a DKIM public key for domain %s selector %s, %s; refused: a "
+                                "host may only report keys for the selectors it holds (a selector with hosts: "
+                                "belongs to those inventory hosts only). Check the inventory and that host "
+                                "(a foreign or stale private key, or a hand-set opendkim_public_keys)"
+                                % (host, ident[0], ident[1], _not_held(normalized, ident)))
+                continue
             if ident not in key_owner:
                 key_owner[ident] = (host, item)
                 keys.append(item)
@@ -121,6 +148,17 @@ def dns_merge_hosts(hosts, hostvars):
                     notes.append("TLSA %s (MX of %s): no certificate known (set dns_tlsa_cert_pem on host %s); "
                                  "its TLSA record is not published" % (host, domain["name"], mx_owner[host][0]))
     return {"domains": domains, "public_keys": keys, "mx_hosts": mx_hosts, "notes": notes}
+
+
+@pass_environment
+def dns_merge_hosts_filter(environment, hosts, hostvars):
+    """The ``dns_merge_hosts`` filter: ``key_list`` is ``dkim_key_list``, found by name as a template would."""
+    try:
+        key_list = environment.filters["dkim_key_list"]
+    except Exception as exc:  # KeyError, or Ansible's error when the plugin cannot be found
+        raise AnsibleFilterError("dns_merge_hosts: the filter dkim_key_list is not available (%s); "
+                                 "filter_plugins/ of mailward must be on the filter plugin path" % exc)
+    return dns_merge_hosts(hosts, hostvars, key_list)
 
 
 def dns_select(records, manage_types):
@@ -273,7 +311,7 @@ class FilterModule:
 
     def filters(self):
         return {
-            "dns_merge_hosts": dns_merge_hosts,
+            "dns_merge_hosts": dns_merge_hosts_filter,
             "dns_select": dns_select,
             "dns_zones": dns_zones,
             "dns_zone_records": dns_zone_records,
