@@ -9,8 +9,8 @@ sys.path).
 """
 
 import importlib.util
-import ipaddress
 import os
+import re
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
@@ -96,6 +96,40 @@ def _int_in(value, low, high):
     else:
         return None
     return number if low <= number <= high else None
+
+
+def _address(raw, version):
+    """(address, None) for an IPv``version`` address from the inventory, else (None, reason)."""
+    try:
+        address = _records.ip_address_strict(raw)
+    except ValueError as error:
+        return None, str(error)
+    if address.version != version:
+        return None, "is not an IPv%d address" % version
+    return address, None
+
+
+def _forwarder_problem(raw):
+    """Why ``raw`` is not a resolver_forwarders entry (an address, optionally @port), or None."""
+    address, at, port = raw.partition("@") if isinstance(raw, str) else (raw, "", "")
+    try:
+        _records.ip_address_strict(address)
+    except ValueError as error:
+        return "%s (an IPv4 or IPv6 address, optionally @port: 192.0.2.53 or 2001:db8::53@5353; " \
+            "not a name, which would need the resolver it configures)" % error
+    if at and not (re.match(r"\A[1-9][0-9]{0,4}\Z", port) and int(port) < 65536):
+        return "port %s is not a number 1..65535" % _show(port)
+    return None
+
+
+def resolver_bad_forwarders(forwarders):
+    """The entries of ``resolver_forwarders`` that Unbound's ``forward-addr`` cannot take.
+
+    A good entry is an IPv4 or IPv6 address (``ip_address_strict``: no zone index, no white
+    space), optionally ``@PORT`` (1-65535): ``192.0.2.53``, ``2001:db8::53@5353``. A host name
+    is bad (it would need the resolver it configures).
+    """
+    return [str(raw) for raw in forwarders or [] if _forwarder_problem(raw)]
 
 
 def _plain(value):
@@ -479,12 +513,9 @@ def _host_records(problems, position, item, tlsa_hosts):
     out = []
     for key, rtype, version in (("ipv4", "A", 4), ("ipv6", "AAAA", 6)):
         for raw in ([item[key]] if isinstance(item.get(key), str) else item.get(key) or []):
-            try:
-                address = ipaddress.ip_address(raw)
-            except ValueError:
-                address = None
-            if address is None or address.version != version:
-                problems.add(prefix, key, "%s: is not an IPv%d address" % (_show(raw), version))
+            address, problem = _address(raw, version)
+            if problem:
+                problems.add(prefix, key, "%s: %s" % (_show(raw), problem))
                 continue
             out.append(_record(rtype.lower(), host, host + ".", rtype, address.compressed))
     if host in tlsa_hosts and item.get("cert_pem"):
@@ -558,4 +589,5 @@ class FilterModule:
         return {
             "mail_domains_normalize": mail_domains_normalize,
             "mail_domains_records": mail_domains_records,
+            "resolver_bad_forwarders": resolver_bad_forwarders,
         }

@@ -246,6 +246,74 @@ def _check_name(ctx, path, name, **kwargs):
 
 
 # --------------------------------------------------------------------------------------------
+# IP addresses and networks read from the inventory
+# --------------------------------------------------------------------------------------------
+
+_PREFIX_LENGTH = re.compile(r"\A(?:0|[1-9][0-9]{0,2})\Z")
+
+
+def _ip_text_problem(text):
+    """Why ``text`` cannot be an address from the inventory before it is even parsed, or None."""
+    if not isinstance(text, str):
+        return "must be a string, not %s" % type(text).__name__
+    if not text:
+        return "is empty"
+    if "%" in text:
+        return ("has a zone index (a '%' suffix): an address from the inventory must not carry "
+                "one (RFC 4007 §11); it would be written as it is into configuration and zone "
+                "files")
+    if any(char.isspace() or not char.isprintable() for char in text):
+        return "contains whitespace or control characters"
+    if not text.isascii():
+        return "contains non-ASCII characters"
+    return None
+
+
+def ip_address_strict(text):
+    """An ``IPv4Address``/``IPv6Address`` from inventory text, or ValueError saying why not.
+
+    Every address an inventory variable holds is parsed here, never with ``ipaddress``
+    directly: Python's ``ip_address`` accepts an IPv6 scope id with anything in it
+    (``fe80::1%<newline>...``), which would then be written into a zone fragment, unbound.conf
+    or main.cf. Refused: non-strings (``ip_address`` takes integers), empty text, whitespace,
+    control and non-ASCII characters, a zone index (``%``), anything that is not one address.
+    The ValueError text is the reason alone (``has a zone index ...``), for the caller's message.
+    """
+    problem = _ip_text_problem(text)
+    if problem:
+        raise ValueError(problem)
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError("is not an IPv4 or IPv6 address") from None
+
+
+def ip_network_strict(text, strict=True):
+    """An ``IPv4Network``/``IPv6Network`` from ``address`` or ``address/prefix-length`` text.
+
+    The same refusals as ``ip_address_strict``, and: a prefix length that is not a plain
+    decimal number (a netmask ``/255.255.255.0``, ``/024``, an empty one), and with ``strict``
+    (the default) host bits set (``192.0.2.10/24``). A bare address is its /32 or /128 network.
+    No brackets: Postfix's ``[addr]/n`` is the caller's to unwrap. ValueError: the reason alone.
+    """
+    problem = _ip_text_problem(text)
+    if problem:
+        raise ValueError(problem)
+    _, slash, prefix = text.partition("/")
+    if slash and not _PREFIX_LENGTH.match(prefix):
+        raise ValueError("the prefix length must be a decimal number without leading zeros "
+                         "(no netmask)")
+    try:
+        return ipaddress.ip_network(text, strict=strict)
+    except ValueError:
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise ValueError("is not an IPv4 or IPv6 address or network") from None
+        raise ValueError("has host bits set") from None
+
+
+# --------------------------------------------------------------------------------------------
 # SPF (RFC 7208)
 # --------------------------------------------------------------------------------------------
 
@@ -290,10 +358,10 @@ def _spf_network(ctx, key, raw, version):
     if "%" in raw:
         ctx.fail(key, raw, "has a zone index, which SPF cannot express", rule)
     try:
-        net = ipaddress.ip_network(raw, strict=True)
+        net = ip_network_strict(raw)
     except ValueError:
         try:
-            loose = ipaddress.ip_network(raw, strict=False)
+            loose = ip_network_strict(raw, strict=False)
         except ValueError:
             ctx.fail(key, raw, "is not an IPv%d address or CIDR network" % version, rule)
         ctx.fail(key, raw, "has host bits set: write the network %s or the single address %s"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from ansible.errors import AnsibleFilterError
 
 
@@ -70,25 +68,6 @@ def milter_port(socket):
     return None
 
 
-def resolver_bad_forwarders(forwarders):
-    """The entries of ``resolver_forwarders`` that Unbound's ``forward-addr`` cannot take.
-
-    A good entry is an IPv4 or IPv6 address, optionally ``@PORT`` (1-65535): ``192.0.2.53``,
-    ``2001:db8::53@5353``. A host name is bad (it would need the resolver it configures).
-    """
-    bad = []
-    for raw in forwarders or []:
-        address, at, port = str(raw).partition("@")
-        try:
-            ipaddress.ip_address(address)
-            good = not at or (port.isdigit() and 0 < int(port) < 65536)
-        except ValueError:
-            good = False
-        if not good:
-            bad.append(str(raw))
-    return bad
-
-
 class FilterModule:
     """mailward role helpers."""
 
@@ -97,5 +76,4 @@ class FilterModule:
             "dkim_key_list": dkim_key_list,
             "milter_socket_for_postfix": milter_socket_for_postfix,
             "milter_port": milter_port,
-            "resolver_bad_forwarders": resolver_bad_forwarders,
         }

@@ -3,7 +3,8 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from mailward_roles import dkim_key_list, milter_port, milter_socket_for_postfix, resolver_bad_forwarders
+from mailward_inventory import resolver_bad_forwarders
+from mailward_roles import dkim_key_list, milter_port, milter_socket_for_postfix
 
 
 def test_dkim_key_list_one_item_per_selector():
@@ -68,6 +69,8 @@ def test_resolver_forwarders_addresses_with_optional_ports_are_good():
 
 
 @pytest.mark.parametrize("entry", ["dns.example.net", "999.1.1.1", "192.0.2.53@", "192.0.2.53@0",
-                                   "192.0.2.53@65536", "192.0.2.53@x", "2001:db8:::53", ""])
+                                   "192.0.2.53@65536", "192.0.2.53@x", "2001:db8:::53", "",
+                                   "fe80::1%eth0", "fe80::1%eth0@53", "fe80::1%\nserver:", " 192.0.2.53",
+                                   "192.0.2.53@053", "192.0.2.53@\u0665\u0663"])
 def test_resolver_forwarders_not_an_address_is_bad(entry):
     assert resolver_bad_forwarders(["192.0.2.53", entry]) == [entry]
