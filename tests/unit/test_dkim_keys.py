@@ -1,12 +1,15 @@
 """roles/opendkim/library/dkim_keys.py run as Ansible runs it: a process with its arguments in a file.
 
-Real openssl, real files in a temporary directory; the owner and group are the test's own.
+Real openssl, real files in a temporary directory; the owner and group are the test's own. The
+directories are root's when the tests run as root (the module's default); as another user the
+test passes its own name as directory_owner, since only root may give a file away.
 """
 
 import grp
 import json
 import os
 import pwd
+import resource
 import subprocess
 import sys
 
@@ -16,17 +19,28 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 MODULE = os.path.join(ROOT, "roles", "opendkim", "library", "dkim_keys.py")
 OWNER = pwd.getpwuid(os.getuid()).pw_name
 GROUP = grp.getgrgid(os.getgid()).gr_name
+AS_ROOT = os.getuid() == 0
+DIR_OWNER = "root" if AS_ROOT else OWNER
 
 
-def run(tmp_path, keys, check_mode=False):
+def run(tmp_path, keys, check_mode=False, max_files=None):
     """Run the module once; return its JSON result (failed results too)."""
     args = {"keys": keys, "directory": str(tmp_path / "keys"), "owner": OWNER, "group": GROUP}
+    if not AS_ROOT:
+        args["directory_owner"] = OWNER
     if check_mode:
         args["_ansible_check_mode"] = True
     argfile = tmp_path / "args.json"
     argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    # A module that opens a FIFO planted at a key path would block: the timeout turns that into a
+    # test failure instead of a hung run.
+    limit = None
+    if max_files:
+        def limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
     proc = subprocess.run([sys.executable, MODULE, str(argfile)], capture_output=True, text=True,
-                          check=False)
+                          check=False, timeout=30, preexec_fn=limit)
+    assert proc.stdout, proc.stderr
     return json.loads(proc.stdout)
 
 
@@ -113,3 +127,168 @@ def test_check_mode_leaves_the_cache_alone(keydir):
     assert again["changed"] is False
     assert again["public_keys"][0]["public_key"] == first["public_keys"][0]["public_key"]
     assert not (keydir / "keys" / ".public-keys.json").exists()
+
+
+def test_directories_are_roots_and_keys_the_owners(keydir):
+    """Directories root:group 0750 (the opendkim user may not add, rename or replace anything);
+    keys owner:group 0600 (see the module on why not root:group 0640)."""
+    run(keydir, ED)
+    for path in (keydir / "keys", keydir / "keys" / "a.test", keydir / "keys" / "b.test"):
+        st = os.lstat(path)
+        assert (pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name) == (DIR_OWNER, GROUP)
+        assert oct(st.st_mode & 0o7777) == "0o750", path
+    for path in (keydir / "keys" / "a.test" / "s1.private", keydir / "keys" / "b.test" / "s1.private"):
+        st = os.lstat(path)
+        assert (pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name) == (OWNER, GROUP)
+        assert oct(st.st_mode & 0o7777) == "0o600", path
+
+
+def test_an_old_layout_is_brought_to_the_new_one_once(keydir):
+    """Trees made by earlier versions (per-domain directories 0700): fixed, then left alone."""
+    run(keydir, ED[:1])
+    os.chmod(keydir / "keys" / "a.test", 0o700)
+    assert run(keydir, ED[:1])["changed"] is True
+    assert oct(os.lstat(keydir / "keys" / "a.test").st_mode & 0o7777) == "0o750"
+    assert run(keydir, ED[:1])["changed"] is False
+
+
+# Symlinks and other intruders. Whoever can write in the key tree (the opendkim user, in trees
+# made by earlier versions) must not be able to make root chown, chmod, read or write anything
+# else. Each one stops the run with a message naming the path, and its target stays as it was.
+
+def _victim(path, content=b"precious\n"):
+    """A file the module must not touch; owned by someone else when the tests run as root."""
+    path.write_bytes(content)
+    os.chmod(path, 0o644)
+    if AS_ROOT:
+        os.chown(path, 4321, 4321)
+    return path
+
+
+def _state(path):
+    st = os.lstat(path)
+    content = path.read_bytes() if path.is_file() else sorted(os.listdir(path))
+    return content, st.st_uid, st.st_gid, st.st_mode
+
+
+def _ed25519_pem():
+    return subprocess.run(["openssl", "genpkey", "-algorithm", "ED25519"], check=True,
+                          capture_output=True).stdout
+
+
+def _assert_refused(result, path, what="symlink"):
+    assert result.get("failed") is True, result
+    assert str(path) in result["msg"], result["msg"]
+    assert what in result["msg"], result["msg"]
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_symlink_at_a_key_path_stops_the_run(keydir, check_mode):
+    victim = _victim(keydir / "victim.pem", _ed25519_pem())  # a valid key: nothing else goes wrong
+    before = _state(victim)
+    (keydir / "keys" / "a.test").mkdir(mode=0o750)
+    link = keydir / "keys" / "a.test" / "s1.private"
+    link.symlink_to(victim)
+    result = run(keydir, ED[:1], check_mode=check_mode)
+    assert _state(victim) == before
+    _assert_refused(result, link)
+    assert os.path.islink(link)
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_symlink_at_a_domain_directory_stops_the_run(keydir, check_mode):
+    elsewhere = keydir / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    if AS_ROOT:
+        os.chown(elsewhere, 4321, 4321)
+    before = _state(elsewhere)
+    link = keydir / "keys" / "a.test"
+    link.symlink_to(elsewhere)
+    result = run(keydir, ED[:1], check_mode=check_mode)
+    assert _state(elsewhere) == before
+    _assert_refused(result, link)
+
+
+def test_a_symlink_at_the_cache_stops_the_run(keydir):
+    victim = _victim(keydir / "victim")
+    before = _state(victim)
+    link = keydir / "keys" / ".public-keys.json"
+    link.symlink_to(victim)
+    result = run(keydir, ED[:1])
+    assert _state(victim) == before
+    _assert_refused(result, link)
+    assert os.path.islink(link)
+
+
+def test_a_symlink_at_the_cache_temporary_name_stops_the_run(keydir):
+    """Earlier versions wrote the cache through <directory>/.public-keys.json.tmp."""
+    victim = _victim(keydir / "victim")
+    before = _state(victim)
+    link = keydir / "keys" / ".public-keys.json.tmp"
+    link.symlink_to(victim)
+    result = run(keydir, ED[:1])
+    assert _state(victim) == before
+    _assert_refused(result, link)
+
+
+def test_a_fifo_at_a_key_path_stops_the_run(keydir):
+    (keydir / "keys" / "a.test").mkdir(mode=0o750)
+    fifo = keydir / "keys" / "a.test" / "s1.private"
+    os.mkfifo(fifo, 0o600)
+    _assert_refused(run(keydir, ED[:1]), fifo, "FIFO")
+
+
+def test_a_hard_link_at_a_key_path_stops_the_run(keydir):
+    """A second name for a key file: root would chown and chmod whatever it is."""
+    victim = _victim(keydir / "victim.pem", _ed25519_pem())
+    before = _state(victim)
+    (keydir / "keys" / "a.test").mkdir(mode=0o750)
+    link = keydir / "keys" / "a.test" / "s1.private"
+    os.link(victim, link)
+    result = run(keydir, ED[:1])
+    assert _state(victim) == before
+    _assert_refused(result, link, "2 hard links")
+
+
+def test_a_file_at_a_domain_directory_stops_the_run(keydir):
+    path = _victim(keydir / "keys" / "a.test")
+    before = _state(path)
+    _assert_refused(run(keydir, ED[:1]), path, "not a directory")
+    assert _state(path) == before
+
+
+def test_a_symlink_at_the_base_directory_stops_the_run(tmp_path):
+    (tmp_path / "real").mkdir(mode=0o755)
+    before = _state(tmp_path / "real")
+    (tmp_path / "keys").symlink_to(tmp_path / "real")
+    result = run(tmp_path, ED[:1])
+    assert _state(tmp_path / "real") == before
+    _assert_refused(result, tmp_path / "keys")
+
+
+@pytest.mark.parametrize("domain,selector", [("..", "s1"), ("a.test/../..", "s1"), ("a.test", "../s1")])
+def test_names_that_leave_the_key_tree_are_refused(keydir, domain, selector):
+    result = run(keydir, [{"domain": domain, "selector": selector, "type": "ed25519"}])
+    assert result.get("failed") is True, result
+    assert "not a single path component" in result["msg"], result["msg"]
+    assert os.listdir(keydir / "keys") == []
+
+
+def test_check_mode_reports_owner_and_mode_drift_without_fixing_it(keydir):
+    run(keydir, ED[:1])
+    domain = keydir / "keys" / "a.test"
+    os.chmod(domain, 0o700)
+    result = run(keydir, ED[:1], check_mode=True)
+    assert result["changed"] is True and result["generated"] == []
+    assert oct(os.lstat(domain).st_mode & 0o7777) == "0o700"
+
+
+def test_descriptors_are_not_kept_per_domain(keydir):
+    """The module opens every directory and key it touches; with many domains they must be
+    closed as it goes (here 120 domains, interleaved, under a limit of 96 descriptors)."""
+    keys = [{"domain": "d%03d.test" % (i % 60), "selector": "s%d" % (i // 60), "type": "ed25519"}
+            for i in range(120)]
+    first = run(keydir, keys, max_files=96)
+    assert first.get("failed") is not True, first.get("msg")
+    assert len(first["generated"]) == 120
+    assert run(keydir, keys, max_files=96)["changed"] is False

@@ -15,6 +15,15 @@ description:
     and returns the public key of every selector so that the DNS records can be published.
   - An existing key is never replaced. If its type or size differs from what is asked for,
     the module fails, because a new key needs a new selector (publish it first, then sign).
+  - "Layout: C(<directory>) and C(<directory>/<domain>) are directories owned by
+    O(directory_owner) (root) and O(group), mode 0750; a key is C(<directory>/<domain>/<selector>.private),
+    owned by O(owner) and O(group), mode 0600. Only root can add, rename or replace anything in
+    the tree; the owner (opendkim) can read its keys."
+  - Nothing in the tree is followed. The module runs as root on a tree another user may have
+    written to (earlier versions made it the opendkim user's); a symlink, or anything that is
+    not a directory where a directory belongs or not a regular file with one link where a key
+    or the cache belongs, stops the module with a message naming the path, and nothing is
+    changed through it. Also in check mode.
   - Reading a public key costs two openssl runs (about 35 ms); with a thousand domains that was
     most of an idempotent re-run. The type, size and public key of every key are therefore kept
     in C(<directory>/.public-keys.json) (root, 0600), keyed by the private key's inode, size,
@@ -31,13 +40,19 @@ options:
     type: path
     required: true
   owner:
-    description: Owner of the key files and of the per-domain directories.
+    description: Owner of the key files (the user OpenDKIM runs as).
     type: str
     required: true
   group:
-    description: Group of the key files and directories.
+    description: Group of the key files and of the directories.
     type: str
     required: true
+  directory_owner:
+    description:
+      - Owner of the base and per-domain directories. Leave it root; the unit tests, which may
+        run as another user, are what it is for.
+    type: str
+    default: root
 author: mailward
 """
 
@@ -52,11 +67,13 @@ generated:
   returned: always
 """
 
+import errno
 import grp
 import json
 import os
 import pwd
-import subprocess
+import secrets
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -68,34 +85,210 @@ try:
 except ImportError:  # pragma: no cover - fallback to the openssl command
     HAS_CRYPTOGRAPHY = False
 
+# Directories 0750, not writable by the group: the opendkim user must not be able to put a symlink
+# (or anything else) where root later chowns, chmods or writes. Readable and searchable by the
+# group, so OpenDKIM reaches its keys.
+DIR_MODE = 0o750
+# Keys owner-only (opendkim, 0600), not root:opendkim 0640. OpenDKIM's RequireSafeKeys check
+# (dkimf_securefile -> dkimf_checkfsnode in opendkim/opendkim.c, 2.11) accepts a key owned by
+# root or by the user it runs as, but with any group bit set it also requires that nobody but
+# that user and root be in the file's group, by primary gid or as a member. The opendkim role
+# puts postfix into the opendkim group (to reach the milter socket), so a group-readable key is
+# "not secure" there and signing stops. Owned by opendkim is safe here: the key is opendkim's
+# own secret, and in a root-owned 0750 directory it cannot rename, replace or add anything.
+KEY_MODE = 0o600
+CACHE_NAME = ".public-keys.json"
+# The temporary name earlier versions wrote the cache through; a symlink left there is refused.
+OLD_CACHE_TMP = CACHE_NAME + ".tmp"
+
+
+class Unsafe(Exception):
+    """Something that does not belong is at a path the module manages."""
+
 
 def key_path(directory, domain, selector):
     """Where the private key of domain/selector lives."""
     return os.path.join(directory, domain, selector + ".private")
 
 
-def generate(module, path, key_type, bits):
-    """Generate a private key with openssl, created 0600 from the start."""
+def check_name(name, what):
+    """A domain or selector must name one entry of one directory, not a way out of the tree."""
+    if not name or "/" in name or name in (".", "..") or "\0" in name:
+        raise Unsafe("%s %r is not a single path component" % (what, name))
+
+
+def kind(st):
+    """What an lstat() result is, in words."""
+    mode = st.st_mode
+    for test, name in ((stat.S_ISLNK, "a symlink"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    if stat.S_ISREG(mode):
+        return "a regular file with %d hard links" % st.st_nlink if st.st_nlink != 1 else "a regular file"
+    return "of unknown type %o" % stat.S_IFMT(mode)
+
+
+def refuse(path, st, expected):
+    raise Unsafe(
+        "%s is %s, not %s. The module runs as root and follows nothing in the key tree; "
+        "someone who could write there may have planted it: look at it, remove it, then run again"
+        % (path, kind(st), expected))
+
+
+def lstat_at(dir_fd, name):
+    """lstat() of name in the directory open at dir_fd; None if there is nothing there."""
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def open_checked(dir_fd, name, path, want_dir):
+    """Open name (in dir_fd) that must be a real directory, or a regular file with one link.
+
+    Checked with lstat() before the open (so a FIFO or a device is never opened), opened with
+    O_NOFOLLOW, and the descriptor checked again with fstat(): whatever is swapped in between
+    is refused, never followed. None if there is nothing there.
+    """
+    st = lstat_at(dir_fd, name)
+    if st is None:
+        return None
+    expected = "a directory" if want_dir else "a regular file with one link"
+
+    def acceptable(st):
+        if want_dir:
+            return stat.S_ISDIR(st.st_mode)
+        return stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+
+    if not acceptable(st):
+        refuse(path, st, expected)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    if want_dir:
+        flags |= os.O_DIRECTORY
+    try:
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENXIO, errno.ENOENT):
+            now = lstat_at(dir_fd, name)
+            if now is not None:
+                refuse(path, now, expected)
+            raise Unsafe("%s vanished while it was being opened" % path)
+        raise
+    st = os.fstat(fd)
+    if not acceptable(st):
+        os.close(fd)
+        refuse(path, st, expected)
+    return fd
+
+
+def open_base(directory):
+    """The base directory, opened without following a symlink at its last component.
+
+    Its parents (/etc, /etc/opendkim) belong to root; only the last component is checked.
+    """
+    parent, name = os.path.split(directory.rstrip("/") or "/")
+    parent_fd = os.open(parent or "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return open_checked(parent_fd, name, directory, want_dir=True), parent_fd
+    except BaseException:
+        os.close(parent_fd)
+        raise
+
+
+def ensure_owner_mode(fd, uid, gid, mode, check_mode=False):
+    """Set owner, group and mode through the descriptor; return True if anything changed (in
+    check mode: would change)."""
+    st = os.fstat(fd)
+    changed = False
+    if (st.st_uid, st.st_gid) != (uid, gid):
+        if not check_mode:
+            os.fchown(fd, uid, gid)
+        changed = True
+    # fchown() may clear set-id bits: the mode is read again.
+    if stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+        if not check_mode:
+            os.fchmod(fd, mode)
+        changed = True
+    return changed
+
+
+def make_dir(parent_fd, name, path, uid, gid):
+    """Create a key directory and return it open, owner and mode already set."""
+    os.mkdir(name, 0o700, dir_fd=parent_fd)
+    fd = open_checked(parent_fd, name, path, want_dir=True)
+    ensure_owner_mode(fd, uid, gid, DIR_MODE)
+    return fd
+
+
+def write_new(dir_fd, prefix, data, uid, gid, mode):
+    """Write data to a new, randomly named file in dir_fd; return its name.
+
+    Like tempfile.mkstemp (O_CREAT|O_EXCL|O_NOFOLLOW, so nothing that is already there, symlink
+    or not, is opened), but relative to the descriptor of a directory already checked. Owner and
+    mode are set through the descriptor before any content is written.
+    """
+    name = "%s.%s" % (prefix, secrets.token_hex(8))
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                 dir_fd=dir_fd)
+    try:
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(name, dir_fd=dir_fd)
+        raise
+    os.close(fd)
+    return name
+
+
+def read_fd(fd):
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def new_key(module, path, key_type, bits):
+    """A new private key as PEM bytes, from openssl's standard output (no file of its own)."""
     if key_type == "rsa":
         argv = ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:%d" % bits]
     else:
         argv = ["openssl", "genpkey", "-algorithm", "ED25519"]
-    tmp = path + ".tmp"
-    old_umask = os.umask(0o077)
+    rc, out, err = module.run_command(argv, encoding=None)
+    if rc != 0 or b"PRIVATE KEY" not in out:
+        module.fail_json(msg="openssl could not generate %s: %s" % (path, err.decode(errors="replace").strip()))
+    return out
+
+
+def generate(module, dir_fd, name, path, key_type, bits, uid, gid):
+    """Generate a key and put it at name in dir_fd: complete (written under a temporary name,
+    then linked), owner and mode set before the key is written, never over anything."""
+    data = new_key(module, path, key_type, bits)
+    tmp = write_new(dir_fd, "." + name, data, uid, gid, KEY_MODE)
     try:
-        rc, out, err = module.run_command(argv + ["-out", tmp])
+        # link(), unlike rename(), fails if anything (a symlink too) appeared at the name.
+        os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+    except FileExistsError:
+        raise Unsafe("%s appeared while its key was being generated; nothing was written there" % path)
     finally:
-        os.umask(old_umask)
-    if rc != 0:
-        module.fail_json(msg="openssl could not generate %s: %s" % (path, err.strip()))
-    os.rename(tmp, path)
+        os.unlink(tmp, dir_fd=dir_fd)
 
 
-def describe(module, path):
-    """Return (type, bits, public PEM) of an existing private key."""
+def describe(module, path, data):
+    """Return (type, bits, public PEM) of a private key given as PEM bytes."""
     if HAS_CRYPTOGRAPHY:
-        with open(path, "rb") as handle:
-            key = serialization.load_pem_private_key(handle.read(), password=None)
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError) as exc:
+            module.fail_json(msg="%s is not a readable private key: %s" % (path, exc))
         public = key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode("ascii")
@@ -104,10 +297,12 @@ def describe(module, path):
         if isinstance(key, ed25519.Ed25519PrivateKey):
             return "ed25519", 0, public
         return type(key).__name__, 0, public
-    rc, text, err = module.run_command(["openssl", "pkey", "-in", path, "-noout", "-text"])
+    # The key goes to openssl on standard input: openssl opens no path in the tree.
+    rc, text, err = module.run_command(["openssl", "pkey", "-noout", "-text"], data=data,
+                                       binary_data=True)
     if rc != 0:
         module.fail_json(msg="%s is not a readable private key: %s" % (path, err.strip()))
-    rc, public, err = module.run_command(["openssl", "pkey", "-in", path, "-pubout"])
+    rc, public, err = module.run_command(["openssl", "pkey", "-pubout"], data=data, binary_data=True)
     first = text.splitlines()[0] if text else ""
     if "ED25519" in first.upper():
         return "ed25519", 0, public
@@ -115,67 +310,150 @@ def describe(module, path):
     return "rsa", bits, public
 
 
-CACHE_NAME = ".public-keys.json"
-
-
-def file_signature(path):
+def file_signature(st):
     """What must stay the same for a cached public key to still be right."""
-    st = os.stat(path)
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def load_cache(directory):
-    """The cache as a dict path -> entry; an unreadable or foreign file counts as empty."""
+def check_old_tmp(base_fd, directory, check_mode):
+    """Earlier versions wrote the cache through .public-keys.json.tmp, following a symlink there.
+    A symlink (or any non-file) at that name is refused; a leftover file is removed."""
+    st = lstat_at(base_fd, OLD_CACHE_TMP)
+    if st is None:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        refuse(os.path.join(directory, OLD_CACHE_TMP), st, "a regular file (or nothing)")
+    if not check_mode:
+        os.unlink(OLD_CACHE_TMP, dir_fd=base_fd)
+
+
+def load_cache(base_fd, directory):
+    """The cache as a dict path -> entry; an unreadable or foreign file counts as empty.
+
+    A symlink or other non-file at its name is refused, not read.
+    """
+    fd = open_checked(base_fd, CACHE_NAME, os.path.join(directory, CACHE_NAME), want_dir=False)
+    if fd is None:
+        return {}
     try:
-        with open(os.path.join(directory, CACHE_NAME)) as handle:
-            data = json.load(handle)
+        data = json.loads(read_fd(fd).decode("utf-8"))
     except (OSError, ValueError):
         return {}
+    finally:
+        os.close(fd)
     if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("keys"), dict):
         return {}
     return data["keys"]
 
 
-def save_cache(directory, entries):
-    """Write the cache atomically, readable by root only."""
-    path = os.path.join(directory, CACHE_NAME)
-    tmp = path + ".tmp"
-    old_umask = os.umask(0o077)
+def save_cache(base_fd, entries):
+    """Write the cache atomically, readable by root only: a new file, then rename() over the
+    old name (rename replaces a name, it never writes through a symlink)."""
+    data = json.dumps({"version": 1, "keys": entries}, sort_keys=True).encode("utf-8")
+    tmp = write_new(base_fd, CACHE_NAME, data, os.geteuid(), os.getegid(), 0o600)
     try:
-        with open(tmp, "w") as handle:
-            json.dump({"version": 1, "keys": entries}, handle, sort_keys=True)
-        os.rename(tmp, path)
-    finally:
-        os.umask(old_umask)
+        os.replace(tmp, CACHE_NAME, src_dir_fd=base_fd, dst_dir_fd=base_fd)
+    except BaseException:
+        os.unlink(tmp, dir_fd=base_fd)
+        raise
 
 
-def describe_cached(module, path, cache, fresh):
+def describe_cached(module, path, fd, cache, fresh):
     """describe(), but from the cache when the key file has not changed since it was read.
 
     Every entry used or made is put into fresh (the next cache): keys that left the inventory
     drop out of it.
     """
-    signature = file_signature(path)
+    signature = file_signature(os.fstat(fd))
     entry = cache.get(path)
     if not (isinstance(entry, dict) and entry.get("signature") == signature
             and isinstance(entry.get("public"), str)):
-        have_type, have_bits, public = describe(module, path)
+        have_type, have_bits, public = describe(module, path, read_fd(fd))
         entry = dict(signature=signature, type=have_type, bits=have_bits, public=public)
     fresh[path] = entry
     return entry["type"], entry["bits"], entry["public"]
 
 
-def ensure_owner_mode(path, uid, gid, mode):
-    """Set owner, group and mode; return True if anything changed."""
-    st = os.stat(path)
+def run(module, directory, keys, uid, gid, dir_uid):
+    """The module's work; raises Unsafe. Returns (changed, generated, public_keys, problems)."""
+    check_mode = module.check_mode
     changed = False
-    if (st.st_uid, st.st_gid) != (uid, gid):
-        os.chown(path, uid, gid)
-        changed = True
-    if st.st_mode & 0o7777 != mode:
-        os.chmod(path, mode)
-        changed = True
-    return changed
+    generated = []
+    public_keys = []
+    problems = []
+    fds = []
+    for item in keys:
+        check_name(item["domain"], "domain")
+        check_name(item["selector"], "selector")
+    try:
+        base_fd, parent_fd = open_base(directory)
+        fds.append(parent_fd)
+        if base_fd is None and not check_mode:
+            base_fd = make_dir(parent_fd, os.path.basename(directory.rstrip("/")), directory, dir_uid, gid)
+            changed = True
+        if base_fd is not None:
+            fds.append(base_fd)
+            changed |= ensure_owner_mode(base_fd, dir_uid, gid, DIR_MODE, check_mode)
+            check_old_tmp(base_fd, directory, check_mode)
+            cache = load_cache(base_fd, directory)
+        else:
+            cache = {}
+        fresh = {}
+        # One descriptor for the domain at hand and one for the key at hand, closed when done: a
+        # thousand domains must not mean a thousand open descriptors (the limit is often 1024).
+        current, domain_fd = None, None
+        for item in keys:
+            domain, selector = item["domain"], item["selector"]
+            key_type = item.get("type", "rsa")
+            bits = int(item.get("bits") or 2048) if key_type == "rsa" else 0
+            path = key_path(directory, domain, selector)
+            domain_dir = os.path.dirname(path)
+            name = os.path.basename(path)
+
+            if domain != current:
+                if domain_fd is not None:
+                    fds.remove(domain_fd)
+                    os.close(domain_fd)
+                current, domain_fd = domain, None
+                if base_fd is not None:
+                    domain_fd = open_checked(base_fd, domain, domain_dir, want_dir=True)
+                    if domain_fd is None and not check_mode:
+                        domain_fd = make_dir(base_fd, domain, domain_dir, dir_uid, gid)
+                    elif domain_fd is not None:
+                        changed |= ensure_owner_mode(domain_fd, dir_uid, gid, DIR_MODE, check_mode)
+                if domain_fd is not None:
+                    fds.append(domain_fd)
+
+            key_fd = open_checked(domain_fd, name, path, want_dir=False) if domain_fd is not None else None
+            if key_fd is None:
+                changed = True
+                generated.append("%s/%s" % (domain, selector))
+                if check_mode:
+                    continue
+                generate(module, domain_fd, name, path, key_type, bits, uid, gid)
+                key_fd = open_checked(domain_fd, name, path, want_dir=False)
+            else:
+                changed |= ensure_owner_mode(key_fd, uid, gid, KEY_MODE, check_mode)
+            try:
+                have_type, have_bits, public = describe_cached(module, path, key_fd, cache, fresh)
+            finally:
+                os.close(key_fd)
+            if have_type != key_type or (key_type == "rsa" and have_bits != bits):
+                problems.append(
+                    "%s: selector %s of %s is a %s key%s on disk, the inventory asks for %s%s; "
+                    "a different key needs a new selector (publish it, then switch)"
+                    % (path, selector, domain, have_type, " of %d bits" % have_bits if have_bits else "",
+                       key_type, " of %d bits" % bits if bits else "")
+                )
+            public_keys.append(dict(domain=domain, selector=selector, type=have_type, bits=have_bits,
+                                    path=path, public_key=public))
+
+        if fresh != cache and not check_mode and base_fd is not None:
+            save_cache(base_fd, fresh)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return changed, generated, public_keys, problems
 
 
 def main():
@@ -185,53 +463,18 @@ def main():
             directory=dict(type="path", required=True),
             owner=dict(type="str", required=True),
             group=dict(type="str", required=True),
+            directory_owner=dict(type="str", default="root"),
         ),
         supports_check_mode=True,
     )
-    directory = module.params["directory"]
     uid = pwd.getpwnam(module.params["owner"]).pw_uid
     gid = grp.getgrnam(module.params["group"]).gr_gid
-
-    changed = False
-    generated = []
-    public_keys = []
-    problems = []
-    cache = load_cache(directory)
-    fresh = {}
-    for item in module.params["keys"]:
-        domain, selector = item["domain"], item["selector"]
-        key_type = item.get("type", "rsa")
-        bits = int(item.get("bits") or 2048) if key_type == "rsa" else 0
-        path = key_path(directory, domain, selector)
-        domain_dir = os.path.dirname(path)
-
-        if not os.path.exists(path):
-            changed = True
-            generated.append("%s/%s" % (domain, selector))
-            if module.check_mode:
-                continue
-            if not os.path.isdir(domain_dir):
-                os.makedirs(domain_dir, 0o700)
-            ensure_owner_mode(domain_dir, uid, gid, 0o700)
-            generate(module, path, key_type, bits)
-        elif not module.check_mode:
-            changed |= ensure_owner_mode(domain_dir, uid, gid, 0o700)
-
-        if not module.check_mode:
-            changed |= ensure_owner_mode(path, uid, gid, 0o600)
-        have_type, have_bits, public = describe_cached(module, path, cache, fresh)
-        if have_type != key_type or (key_type == "rsa" and have_bits != bits):
-            problems.append(
-                "%s: selector %s of %s is a %s key%s on disk, the inventory asks for %s%s; "
-                "a different key needs a new selector (publish it, then switch)"
-                % (path, selector, domain, have_type, " of %d bits" % have_bits if have_bits else "",
-                   key_type, " of %d bits" % bits if bits else "")
-            )
-        public_keys.append(dict(domain=domain, selector=selector, type=have_type, bits=have_bits,
-                                path=path, public_key=public))
-
-    if fresh != cache and not module.check_mode and os.path.isdir(directory):
-        save_cache(directory, fresh)
+    dir_uid = pwd.getpwnam(module.params["directory_owner"]).pw_uid
+    try:
+        changed, generated, public_keys, problems = run(
+            module, module.params["directory"], module.params["keys"], uid, gid, dir_uid)
+    except Unsafe as exc:
+        module.fail_json(msg="DKIM key tree: %s" % exc)
     if problems:
         module.fail_json(msg="DKIM keys do not match the inventory:\n" + "\n".join(problems),
                          changed=changed, generated=generated)
