@@ -128,11 +128,21 @@ def test_opendmarc_settings(host):
     ],
 )
 def test_dkim_key_private(host, path):
+    """Keys opendkim:opendkim 0600 in root:opendkim 0750 directories: the opendkim user reads its
+    keys but cannot add, rename or replace anything root later touches (dkim_keys module)."""
     key = host.file(path)
-    assert key.exists, path
-    assert key.user == "opendkim" and key.group == "opendkim", (key.user, key.group)
-    assert key.mode & 0o077 == 0, oct(key.mode)
-    assert host.file("/etc/dkimkeys").mode & 0o077 == 0
+    assert key.exists and not key.is_symlink, path
+    assert (key.user, key.group, oct(key.mode)) == ("opendkim", "opendkim", "0o600"), (key.user, key.group, oct(key.mode))
+    for directory in ("/etc/dkimkeys", path.rsplit("/", 1)[0]):
+        d = host.file(directory)
+        assert d.is_directory and not d.is_symlink, directory
+        assert (d.user, d.group, oct(d.mode)) == ("root", "opendkim", "0o750"), (directory, d.user, d.group, oct(d.mode))
+
+
+def test_dkim_key_directory_survives_package_upgrades(host):
+    """Debian's postinst resets /etc/dkimkeys to opendkim 0700 unless dpkg has a stat override."""
+    out = host.check_output("dpkg-statoverride --list /etc/dkimkeys")
+    assert out.strip() == "root opendkim 750 /etc/dkimkeys", out
 
 
 def test_dkim_rsa_keys_are_2048_bits(host):
