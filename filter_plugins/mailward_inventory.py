@@ -9,6 +9,7 @@ sys.path).
 """
 
 import importlib.util
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -122,16 +123,6 @@ def _forwarder_problem(raw):
     return None
 
 
-def resolver_bad_forwarders(forwarders):
-    """The entries of ``resolver_forwarders`` that Unbound's ``forward-addr`` cannot take.
-
-    A good entry is an IPv4 or IPv6 address (``ip_address_strict``: no zone index, no white
-    space), optionally ``@PORT`` (1-65535): ``192.0.2.53``, ``2001:db8::53@5353``. A host name
-    is bad (it would need the resolver it configures).
-    """
-    return [str(raw) for raw in forwarders or [] if _forwarder_problem(raw)]
-
-
 def _plain(value):
     """Deep copy of mappings/lists into dict/list; strings kept as they are (unsafe stays unsafe)."""
     if isinstance(value, Mapping):
@@ -139,6 +130,141 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
     return value
+
+
+# --------------------------------------------------------------------------------------------
+# The host's own variables (mail_domains_normalize(host_vars=...))
+# --------------------------------------------------------------------------------------------
+
+_MYNETWORKS_BRACKETS = re.compile(r"\A\[([^\[\]/]*)\](?:/([^/]*))?\Z")
+_MYNETWORKS_RULE = "Postfix mynetworks, postconf(5)"
+#: The broadest networks mail_mynetworks takes without mail_mynetworks_allow_broad.
+MYNETWORKS_WIDEST = {4: 8, 6: 32}
+_IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+
+
+def _mynetworks_network(raw):
+    """(ip_network, None) for one Postfix mynetworks entry, else (None, reason).
+
+    IPv4 ``a.b.c.d`` or ``a.b.c.d/n``; IPv6 only in brackets, ``[addr]`` or ``[addr]/n``
+    (postconf(5)); parsed by ``ip_network_strict`` (no host bits, no zone index).
+    """
+    if not isinstance(raw, str):
+        return None, "must be a string such as 192.0.2.0/24 or [2001:db8::]/32, not %s" \
+            % type(raw).__name__
+    if not raw:
+        return None, "is empty"
+    if "%" not in raw:  # a zone index is named as such by ip_network_strict below
+        if re.search(r"[\s,]", raw):
+            return None, "contains white space or a comma: write one network per list item"
+        if not re.match(r"\A[0-9A-Fa-f:./\[\]]+\Z", raw):
+            return None, "is not an IPv4 or IPv6 address or network (host names, /file/name " \
+                "and type:table lookups are not accepted here: list the networks)"
+    text = raw
+    if "[" in raw or "]" in raw:
+        match = _MYNETWORKS_BRACKETS.match(raw)
+        if not match:
+            return None, "brackets do not match: write an IPv6 network as [addr] or [addr]/n " \
+                "(%s)" % _MYNETWORKS_RULE
+        text = match.group(1) + ("/" + match.group(2) if match.group(2) is not None else "")
+    elif ":" in raw:
+        return None, "an IPv6 network must be written in brackets, [addr] or [addr]/n (%s)" \
+            % _MYNETWORKS_RULE
+    try:
+        network = _records.ip_network_strict(text)
+    except ValueError as error:
+        problem = str(error)
+        if problem == "has host bits set":
+            loose = _records.ip_network_strict(text, strict=False)
+            meant = loose.compressed if text == raw else "[%s]/%d" % (loose.network_address,
+                                                                      loose.prefixlen)
+            problem = "has host bits set: write the network %s" % meant
+        return None, problem
+    if network.version == 4 and text != raw:
+        return None, "is an IPv4 network in brackets: write it without them (%s)" \
+            % _MYNETWORKS_RULE
+    return network, None
+
+
+def _mynetworks_problem(raw, allow_broad):
+    """Why ``raw`` may not be a mail_mynetworks entry, or None."""
+    network, problem = _mynetworks_network(raw)
+    if problem:
+        return problem
+    effect = ("every client in it may relay through this host without authentication, gets "
+              "its mail DKIM-signed and is not judged by OpenDMARC")
+    # An IPv6 network that reaches into ::ffff:0:0/96 is also judged as the IPv4 it maps.
+    mapped = max(network.prefixlen - 96, 0) if network.version == 6 \
+        and network.overlaps(_IPV4_MAPPED) else None
+    for what, prefix in (("every address", network.prefixlen), ("every IPv4 address", mapped)):
+        if prefix == 0:
+            return "matches %s: an open relay (%s); refused even with " \
+                "mail_mynetworks_allow_broad" % (what, effect)
+    if allow_broad is True:
+        return None
+    for version, prefix in ((network.version, network.prefixlen), (4, mapped)):
+        if prefix is not None and prefix < MYNETWORKS_WIDEST[version]:
+            return "is broader than /%d: %s; set mail_mynetworks_allow_broad: true if that " \
+                "is really meant" % (MYNETWORKS_WIDEST[version], effect)
+    return None
+
+
+def _check_mynetworks(problems, prefix, value, allow_broad):
+    """mail_mynetworks: a list of strict networks, none /0, none too broad without the opt-in."""
+    if not isinstance(value, (list, tuple)):
+        problems.add(prefix, "mail_mynetworks", "must be a list of networks such as "
+                     "[\"127.0.0.0/8\", \"[::1]/128\"], not %s %s"
+                     % (type(value).__name__, _show(value)))
+        return
+    for position, raw in enumerate(value):
+        problem = _mynetworks_problem(raw, allow_broad)
+        if problem:
+            problems.add(prefix, "mail_mynetworks[%d]" % position, "%s: %s" % (_show(raw), problem))
+
+
+def _check_public_address(problems, prefix, var, value, version):
+    """mail_public_ipv4 / mail_public_ipv6: unset (None, ''), or one address of that version."""
+    if value is None or value == "":
+        return
+    address, problem = _address(value, version)
+    if address is not None and version == 6 and address.ipv4_mapped is not None:
+        problem = "is an IPv4-mapped address; put %s in mail_public_ipv4" % address.ipv4_mapped
+    if problem:
+        problems.add(prefix, var, "%s: %s" % (_show(value), problem))
+
+
+def _check_forwarders(problems, prefix, value):
+    """resolver_forwarders: a list of addresses, each optionally @port."""
+    if not isinstance(value, (list, tuple)):
+        problems.add(prefix, "resolver_forwarders", "must be a list of IP addresses, not %s"
+                     % type(value).__name__)
+        return
+    for position, raw in enumerate(value):
+        problem = _forwarder_problem(raw)
+        if problem:
+            problems.add(prefix, "resolver_forwarders[%d]" % position, "%s: %s"
+                         % (_show(raw), problem))
+
+
+def _check_host_vars(problems, host, host_vars):
+    """Every problem of the host-level variables in ``host_vars`` (absent keys: not checked)."""
+    prefix = "host %s" % host
+    if not isinstance(host_vars, Mapping):
+        problems.add(prefix, None, "host_vars must be a mapping of variable names to values, "
+                     "not %s" % type(host_vars).__name__)
+        return
+    allow_broad = host_vars.get("mail_mynetworks_allow_broad", False)
+    if not isinstance(allow_broad, bool):
+        problems.add(prefix, "mail_mynetworks_allow_broad", "%s: must be true or false"
+                     % _show(allow_broad))
+        allow_broad = False
+    if "mail_mynetworks" in host_vars:
+        _check_mynetworks(problems, prefix, host_vars["mail_mynetworks"], allow_broad)
+    for var, version in (("mail_public_ipv4", 4), ("mail_public_ipv6", 6)):
+        if var in host_vars:
+            _check_public_address(problems, prefix, var, host_vars[var], version)
+    if "resolver_forwarders" in host_vars:
+        _check_forwarders(problems, prefix, host_vars["resolver_forwarders"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,7 +513,7 @@ def _normalize_domain(problems, host, index, item, mail_hostname, seen):
     }
 
 
-def mail_domains_normalize(mail_domains, host, mail_hostname):
+def mail_domains_normalize(mail_domains, host, mail_hostname, host_vars=None):
     """Validate ``mail_domains`` (docs/schema.md) and return a normalized copy.
 
     ``host``: the inventory host name (for messages); ``mail_hostname``: that host's FQDN
@@ -406,6 +532,16 @@ def mail_domains_normalize(mail_domains, host, mail_hostname):
     collected and raised as one AnsibleFilterError, one line each:
     ``host <host>: mail_domains[<index>] (<domain>): <variable path>: <what is wrong>``
     (host-level ones: ``host <host>: mail_hostname: ...``).
+
+    ``host_vars``: optional mapping of the host's own variables, checked in the same pass so
+    that one error lists every problem of the host (roles/validate passes each with its
+    default; a key that is absent is not checked):
+    ``mail_mynetworks`` (a list; each entry IPv4 ``a.b.c.d[/n]`` or IPv6 ``[addr][/n]``, host
+    bits clear, never /0, nothing broader than /8 or /32 unless
+    ``mail_mynetworks_allow_broad`` is true), ``mail_mynetworks_allow_broad`` (a boolean),
+    ``mail_public_ipv4`` / ``mail_public_ipv6`` (unset, or one address of that version),
+    ``resolver_forwarders`` (a list of addresses, optionally ``@port``). Every address goes
+    through ``ip_address_strict`` / ``ip_network_strict``: no zone index, no white space.
     """
     problems = _Problems()
     host = str(host)
@@ -413,6 +549,8 @@ def mail_domains_normalize(mail_domains, host, mail_hostname):
     if problem:
         problems.add("host %s" % host, "mail_hostname", "%s: %s" % (_show(mail_hostname), problem))
         mail_hostname = None
+    if host_vars is not None:
+        _check_host_vars(problems, host, host_vars)
     if mail_domains is None:
         mail_domains = []
     if not isinstance(mail_domains, (list, tuple)):
@@ -589,5 +727,4 @@ class FilterModule:
         return {
             "mail_domains_normalize": mail_domains_normalize,
             "mail_domains_records": mail_domains_records,
-            "resolver_bad_forwarders": resolver_bad_forwarders,
         }

@@ -32,8 +32,9 @@ def run_validate(tmp_path, host_vars):
     }
     path = tmp_path / "inventory.yml"
     path.write_text(yaml.safe_dump(inventory))
+    # JSON results: a message stays on one line (the YAML format folds long ones and doubles ').
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_STDOUT_CALLBACK="default")
+               ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(path), str(ROOT / "playbooks/validate.yml")],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
                           timeout=300)
@@ -87,9 +88,48 @@ def test_resolver_forwarder_given_as_a_name_is_refused(tmp_path):
     rc, out = run_validate(tmp_path, {"mail_domains": [GOOD_DOMAIN],
                                       "resolver_forwarders": ["192.0.2.53", "dns.example.net"]})
     assert rc != 0, out
-    assert "mx-under-test" in out and "resolver_forwarders" in out and "dns.example.net" in out, out
-    assert "192.0.2.53 " not in out.split("resolver_forwarders:")[-1].split("is not")[0], out
+    assert "host mx-under-test: resolver_forwarders[1]: 'dns.example.net': is not an IP" in out, out
+    assert "resolver_forwarders[0]" not in out, out
     assert "unreachable=0" in out, out
+
+
+def test_open_relay_mynetworks_is_refused_naming_host_variable_and_value(tmp_path):
+    rc, out = run_validate(tmp_path, {"mail_domains": [GOOD_DOMAIN],
+                                      "mail_mynetworks": ["0.0.0.0/0", "[::]/0"]})
+    assert rc != 0, out
+    assert "host mx-under-test: mail_mynetworks[0]: '0.0.0.0/0': matches every address" in out, out
+    assert "host mx-under-test: mail_mynetworks[1]: '[::]/0': matches every address" in out, out
+    assert "unreachable=0" in out, out
+
+
+def test_broad_mynetworks_need_the_opt_in(tmp_path):
+    host_vars = {"mail_domains": [GOOD_DOMAIN], "mail_mynetworks": ["127.0.0.0/8", "10.0.0.0/7"]}
+    rc, out = run_validate(tmp_path, host_vars)
+    assert rc != 0, out
+    assert "mail_mynetworks[1]: '10.0.0.0/7': is broader than /8" in out, out
+    assert "mail_mynetworks_allow_broad" in out, out
+    rc, out = run_validate(tmp_path, dict(host_vars, mail_mynetworks_allow_broad=True))
+    assert rc == 0, out
+
+
+def test_mynetworks_not_a_list_is_refused(tmp_path):
+    rc, out = run_validate(tmp_path, {"mail_domains": [GOOD_DOMAIN], "mail_mynetworks": "0.0.0.0/0"})
+    assert rc != 0, out
+    assert "host mx-under-test: mail_mynetworks: must be a list" in out, out
+
+
+def test_the_host_variables_and_the_domains_are_reported_at_once(tmp_path):
+    rc, out = run_validate(tmp_path, {
+        "mail_domains": [dict(GOOD_DOMAIN, dmarc={"p": "rejetc"})],
+        "mail_public_ipv6": "2001:db8::25%\nevil.example.test. 60 IN A 192.0.2.66",
+        "mail_public_ipv4": "2001:db8::25",
+        "resolver_forwarders": ["fe80::53%eth0"]})
+    assert rc != 0, out
+    for fragment in ("host mx-under-test: mail_public_ipv6: '2001:db8::25%\\\\nevil",  # _show escape, then JSON escape
+                     "zone index", "host mx-under-test: mail_public_ipv4: '2001:db8::25': is not an IPv4",
+                     "host mx-under-test: resolver_forwarders[0]: 'fe80::53%eth0'",
+                     "mail_domains[0] (example.test): dmarc.p: 'rejetc'"):
+        assert fragment in out, "%r not in:\n%s" % (fragment, out)
 
 
 def test_resolver_forwarders_as_addresses_with_ports_pass(tmp_path):

@@ -3,7 +3,6 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from mailward_inventory import resolver_bad_forwarders
 from mailward_roles import dkim_key_list, milter_port, milter_socket_for_postfix
 
 
@@ -61,16 +60,3 @@ def test_dkim_key_list_keeps_the_selectors_of_this_host():
     assert [k["selector"] for k in dkim_key_list(domains, "/k", "mx1.example.com")] == ["mx1", "all"]
     assert [k["selector"] for k in dkim_key_list(domains, "/k", "mx2.example.com")] == ["mx2", "all"]
     assert [k["selector"] for k in dkim_key_list(domains, "/k")] == ["mx1", "mx2", "all"]
-
-
-def test_resolver_forwarders_addresses_with_optional_ports_are_good():
-    assert resolver_bad_forwarders(["192.0.2.53", "192.0.2.54@5353", "2001:db8::53", "2001:db8::53@53"]) == []
-    assert resolver_bad_forwarders([]) == [] and resolver_bad_forwarders(None) == []
-
-
-@pytest.mark.parametrize("entry", ["dns.example.net", "999.1.1.1", "192.0.2.53@", "192.0.2.53@0",
-                                   "192.0.2.53@65536", "192.0.2.53@x", "2001:db8:::53", "",
-                                   "fe80::1%eth0", "fe80::1%eth0@53", "fe80::1%\nserver:", " 192.0.2.53",
-                                   "192.0.2.53@053", "192.0.2.53@\u0665\u0663"])
-def test_resolver_forwarders_not_an_address_is_bad(entry):
-    assert resolver_bad_forwarders(["192.0.2.53", entry]) == [entry]
