@@ -87,10 +87,12 @@ def test_spf_over_ten_lookups_through_includes_is_a_problem_naming_the_eleventh(
         zone[("_%d.example.test" % part, "TXT")] = ["v=spf1 %s -all" % hosts]
         for i in range(5):
             zone[("h%d%d.example.test" % (part, i), "A")] = ["192.0.2.%d" % (10 * part + i)]
-    result = audit.spf_evaluate("example.test", fake_resolver(zone))
-    assert result["lookups"] == 12
+    log = []
+    result = audit.spf_evaluate("example.test", fake_resolver(zone, log))
+    assert result["lookups"] == 11  # the evaluation stops at the 11th term, as receivers do
     assert len(result["problems"]) == 1
     assert "number 11" in result["problems"][0] and "a:h23.example.test" in result["problems"][0]
+    assert ("h23.example.test", "A") not in log and ("h24.example.test", "A") not in log
     # ten exactly is fine
     zone[("_2.example.test", "TXT")] = ["v=spf1 a:h20.example.test a:h21.example.test a:h22.example.test -all"]
     result = audit.spf_evaluate("example.test", fake_resolver(zone))
@@ -135,6 +137,125 @@ def test_spf_dns_error_is_a_warning_and_two_spf_records_a_problem():
     assert result["problems"] == [] and "SERVFAIL" in result["warnings"][0]
     zone = {("example.test", "TXT"): ["v=spf1 -all", "v=spf1 mx -all"]}
     assert "2 SPF records" in audit.spf_evaluate("example.test", fake_resolver(zone))["problems"][0]
+
+
+# Bounded walks (issue 13 item 11): a crafted tree must not make the audit ask thousands of
+# questions. RFC 7208 §4.6.4: at most 10 DNS-querying terms over the whole evaluation and 2 void
+# lookups, more is permerror (receivers stop there); plus a deadline for the whole walk.
+
+
+class TooManyQuestions(Exception):
+    pass
+
+
+def synthesizing_resolver(fan, log, cap=2000):
+    """An attacker's name server: every name under evil.test has an SPF record including ``fan``
+    names below it (no record to publish in advance, every question is a new one)."""
+
+    def resolve(name, rtype):
+        log.append((name, rtype))
+        if len(log) > cap:
+            raise TooManyQuestions("%d questions asked" % len(log))
+        if rtype == "TXT" and name.endswith("evil.test"):
+            children = " ".join("include:n%d.%s" % (i, name) for i in range(fan))
+            return {"rcode": "NOERROR", "answers": ["v=spf1 %s -all" % children]}
+        return {"rcode": "NOERROR", "answers": ["192.0.2.1"] if rtype == "A" else []}
+
+    return resolve
+
+
+def test_spf_include_chain_twelve_deep_stops_at_the_limit():
+    zone = {("evil.test", "TXT"): ["v=spf1 include:c1.evil.test -all"]}
+    for depth in range(1, 13):
+        zone[("c%d.evil.test" % depth, "TXT")] = ["v=spf1 include:c%d.evil.test -all" % (depth + 1)]
+    log = []
+    result = audit.spf_evaluate("evil.test", fake_resolver(zone, log))
+    # the domain's own TXT and the 10 allowed includes; the 11th include is not asked
+    assert log == [("evil.test", "TXT")] + [("c%d.evil.test" % d, "TXT") for d in range(1, 11)]
+    assert result["questions"] == 11 and result["lookups"] == 11
+    assert result["problems"] == [result["stopped"]] and "number 11" in result["stopped"]
+    assert not result["cut_short"]
+
+
+@pytest.mark.parametrize("fan", [3, 10])
+def test_spf_wide_fan_out_stops_at_the_limit(fan):
+    log = []
+    result = audit.spf_evaluate("evil.test", synthesizing_resolver(fan, log))
+    assert len(log) <= 11 + 2
+    assert len(log) == result["questions"] == 11
+    assert "number 11" in result["stopped"] and "permerror" in result["stopped"]
+
+
+def test_spf_a_and_mx_terms_in_a_fan_out_are_bounded_too():
+    """Every counted term asks at most 1 + 2 x 10 questions (mx: the MX rrset, 10 hosts' A/AAAA)."""
+    mx_hosts = ["10 m%d.evil.test." % i for i in range(10)]
+    zone = {("evil.test", "TXT"): ["v=spf1 " + " ".join(["mx:evil.test"] * 12) + " -all"],
+            ("evil.test", "MX"): mx_hosts}
+    zone.update({("m%d.evil.test" % i, "A"): ["192.0.2.%d" % i] for i in range(10)})
+    log = []
+    result = audit.spf_evaluate("evil.test", fake_resolver(zone, log))
+    assert result["lookups"] == 11 and "number 11" in result["stopped"]
+    assert len(log) == 1 + 10 * (1 + 2 * 10)
+
+
+def test_spf_more_than_ten_mx_hosts_is_a_permerror_without_asking_their_addresses():
+    zone = {("example.test", "TXT"): ["v=spf1 mx a:after.example.test -all"],
+            ("example.test", "MX"): ["10 m%d.example.test." % i for i in range(25)]}
+    log = []
+    result = audit.spf_evaluate("example.test", fake_resolver(zone, log))
+    assert log == [("example.test", "TXT"), ("example.test", "MX")]
+    assert "25 MX hosts" in result["stopped"] and result["problems"] == [result["stopped"]]
+
+
+def test_spf_void_lookups_are_counted_and_the_third_stops_the_walk():
+    zone = {("example.test", "TXT"): ["v=spf1 a:gone1.example.test include:_v.example.test "
+                                      "exists:gone4.example.test a:gone5.example.test -all"],
+            ("_v.example.test", "TXT"): ["v=spf1 mx:gone2.example.test exists:gone3.example.test -all"]}
+    log = []
+    result = audit.spf_evaluate("example.test", fake_resolver(zone, log))
+    assert result["voids"] == 3
+    assert "void lookup number 3" in result["stopped"] and "gone3.example.test" in result["stopped"]
+    assert result["problems"] == [result["stopped"]]
+    assert ("gone4.example.test", "A") not in log and ("gone5.example.test", "A") not in log
+    # two void lookups are allowed, the walk goes on to the end
+    zone[("gone3.example.test", "A")] = ["192.0.2.3"]
+    zone[("gone4.example.test", "A")] = ["192.0.2.4"]
+    zone[("gone5.example.test", "AAAA")] = ["2001:db8::5"]
+    result = audit.spf_evaluate("example.test", fake_resolver(zone))
+    assert (result["voids"], result["problems"], result["stopped"]) == (2, [], None)
+
+
+class FakeClock:
+    """Time advances ``step`` seconds at every resolver question."""
+
+    def __init__(self, step):
+        self.now = 1000.0
+        self.step = step
+
+    def __call__(self):
+        return self.now
+
+
+def test_spf_deadline_cuts_the_walk_short():
+    clock = FakeClock(step=3.0)
+    zone = {("example.test", "TXT"): ["v=spf1 " + " ".join("a:h%d.example.test" % i for i in range(8)) + " -all"]}
+    zone.update({("h%d.example.test" % i, "A"): ["192.0.2.%d" % i] for i in range(8)})
+    inner = fake_resolver(zone)
+    log = []
+
+    def slow(name, rtype):
+        log.append((name, rtype))
+        clock.now += clock.step
+        return inner(name, rtype)
+
+    result = audit.spf_evaluate("example.test", slow, deadline=20, clock=clock)
+    # 20 s at 3 s per question: the 7th question ends at 1021 s; no question starts after the deadline
+    assert len(log) == result["questions"] == 7
+    assert result["cut_short"] and "20 s" in result["stopped"] and "7 DNS questions" in result["stopped"]
+    assert result["problems"] == []
+    # without a slow resolver the same record is evaluated to the end
+    result = audit.spf_evaluate("example.test", inner, deadline=20, clock=FakeClock(0))
+    assert (result["lookups"], result["cut_short"], result["stopped"]) == (8, False, None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,6 +427,36 @@ def test_dns_servfail_and_mx_and_address_differences(world):
     assert "cannot be read: SERVFAIL" in checks["dns.dmarc.example.test"]["summary"]
     assert checks["dns.mx.example.test"]["details"]["unexpected"] == ["20 backup.example.test."]
     assert checks["dns.a.mx.example.test"]["status"] == "fail"
+
+
+def test_dns_spf_limit_and_deadline_are_failed_checks_with_a_clear_message(world):
+    zone = dict(world["zone"])
+    zone[("example.test", "TXT")] = ["v=spf1 include:n0.evil.test -all"]
+    log = []
+    inner = fake_resolver(zone)
+    synth = synthesizing_resolver(10, log)
+
+    def resolve(name, rtype):
+        return synth(name, rtype) if name.endswith("evil.test") else inner(name, rtype)
+
+    checks = by_id(audit.dns_checks(world["records"], world["domains"], {"mx1": world["keys"]}, resolve))
+    limits = checks["dns.spf_limits.example.test"]
+    assert limits["status"] == "fail"
+    assert "more than 10 DNS-querying terms" in limits["summary"] and "stopped" in limits["summary"]
+    assert len(log) <= 10
+    # a walk cut short by the deadline fails too, and says that the check is incomplete
+    clock = FakeClock(step=0)
+    published = fake_resolver(world["zone"])  # v=spf1 mx include:_spf.partner.test -all
+
+    def slow(name, rtype):
+        clock.now += 30
+        return published(name, rtype)
+
+    checks = by_id(audit.dns_checks(world["records"], world["domains"], {"mx1": world["keys"]}, slow,
+                                    spf_deadline=20, clock=clock))
+    limits = checks["dns.spf_limits.example.test"]
+    assert limits["status"] == "fail" and "cut short" in limits["summary"] and "incomplete" in limits["summary"]
+    assert limits["details"]["questions"] == 1 and limits["details"]["cut_short"]
 
 
 def test_dns_kinds_limit_the_checks(world):

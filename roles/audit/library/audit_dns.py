@@ -22,6 +22,15 @@ options:
   server: {description: Resolver to ask (address or name); empty for the system resolver., type: str, default: ""}
   port: {description: Its port., type: int, default: 53}
   timeout: {description: Seconds per query., type: float, default: 5}
+  spf_deadline:
+    description:
+      - Seconds one SPF evaluation (the walk through include/redirect of one domain) may take. When
+        it has passed, no further question is asked and the domain's dns.spf_limits check fails as
+        cut short. The walk also stops, as receivers do, at the 11th DNS-querying term, the 3rd
+        void lookup and an mx term with more than 10 hosts (RFC 7208 section 4.6.4), so it asks at
+        most 211 questions. A question already asked may still take up to C(timeout).
+    type: float
+    default: 20
 author: mailward
 """
 
@@ -40,7 +49,7 @@ import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.mailward_audit import dns_checks
+from ansible.module_utils.mailward_audit import SPF_DEADLINE, dns_checks
 
 try:
     import dns.exception
@@ -112,6 +121,7 @@ def main():
             server=dict(type="str", default=""),
             port=dict(type="int", default=53),
             timeout=dict(type="float", default=5),
+            spf_deadline=dict(type="float", default=SPF_DEADLINE),
         ),
         supports_check_mode=True,
     )
@@ -123,7 +133,7 @@ def main():
     except ValueError as error:
         module.fail_json(msg=str(error))
     checks = dns_checks(module.params["records"], module.params["domains"], module.params["host_keys"],
-                        resolve, kinds=module.params["kinds"] or None)
+                        resolve, kinds=module.params["kinds"] or None, spf_deadline=module.params["spf_deadline"])
     module.exit_json(changed=False, checks=checks, queries=len(cache),
                      seconds=round(time.monotonic() - started, 2),
                      answers={"%s %s" % key: value for key, value in sorted(cache.items())})

@@ -4,7 +4,8 @@
 Everything here takes data and returns data:
 
 * ``spf_evaluate(domain, resolve)``: RFC 7208 §4.6.4 lookup and void-lookup counting, nested
-  include/redirect followed through a resolver callable;
+  include/redirect followed through a resolver callable; stops where receivers stop (the 11th
+  DNS-querying term, the 3rd void lookup, more than 10 MX hosts) and at a deadline;
 * ``parse_dmarc`` / ``parse_dkim`` / ``dkim_key_info``: strict parsers of published records;
 * ``dns_checks(expected, domains, host_keys, resolve)``: published vs generated records
   (``mail_domains_records``) plus the records' own validity;
@@ -27,6 +28,7 @@ import datetime
 import hashlib
 import ipaddress
 import re
+import time
 
 __metaclass__ = type
 
@@ -34,6 +36,8 @@ STATUSES = ("pass", "warn", "fail")
 SPF_LOOKUP_LIMIT = 10
 SPF_VOID_LIMIT = 2
 SPF_MX_LIMIT = 10
+# Seconds one SPF evaluation may take before the audit gives up on it (the check fails as cut short).
+SPF_DEADLINE = 20.0
 DKIM_RSA_MIN_BITS = 2048
 # DNS answers that mean "nothing there" (a void lookup, RFC 7208 §4.6.4), as opposed to errors.
 _EMPTY_RCODES = ("NOERROR", "NXDOMAIN")
@@ -111,53 +115,88 @@ def _describe(result):
     return result.get("rcode") + (": %s" % result["error"] if result.get("error") else "")
 
 
-class _SpfWalk:
-    """State of one recursive SPF evaluation."""
+class _SpfStop(Exception):
+    """Ends an SPF evaluation early: a receiver's permerror, or the audit's deadline."""
 
-    def __init__(self, resolve, limit, void_limit):
+
+class _SpfWalk:
+    """State of one recursive SPF evaluation.
+
+    Every DNS question goes through ``ask``, every DNS-querying term through ``count`` and every
+    void lookup through ``void``; each of them ends the walk (``_SpfStop``) where a receiver would
+    stop, or when the deadline has passed. A walk therefore asks at most
+    1 + limit x (1 + 2 x SPF_MX_LIMIT) questions (an mx term: its MX rrset and the A/AAAA of at
+    most 10 hosts), whatever the published tree looks like.
+    """
+
+    def __init__(self, resolve, limit, void_limit, deadline, clock):
         self.resolve = resolve
         self.limit = limit
         self.void_limit = void_limit
+        self.deadline = deadline
+        self.clock = clock
+        self.started = clock()
+        self.questions = 0   # DNS questions asked (resolver calls)
         self.lookups = 0
         self.voids = 0
         self.problems = []   # permerror-class: receivers fail the check
         self.warnings = []   # could not be evaluated from here, or discouraged
         self.terms = []      # [(domain, term)] every DNS-querying term, in evaluation order
         self.records = {}    # domain -> SPF text evaluated
+        self.stopped = None  # why the walk ended before the end of the records
+        self.cut_short = False
+
+    def permerror(self, text):
+        """A problem that makes receivers stop with permerror: the walk stops there too."""
+        text += "; evaluation stopped there, as receivers do (permerror)"
+        self.problems.append(text)
+        self.stopped = text
+        raise _SpfStop(text)
+
+    def ask(self, name, rtype):
+        """One DNS question, unless the deadline has passed."""
+        elapsed = self.clock() - self.started
+        if self.deadline is not None and elapsed >= self.deadline:
+            self.cut_short = True
+            self.stopped = ("cut short after %.1f s (deadline %g s) and %d DNS questions, before asking %s %s"
+                            % (elapsed, self.deadline, self.questions, bare(name), rtype))
+            raise _SpfStop(self.stopped)
+        self.questions += 1
+        return self.resolve(bare(name), rtype)
+
+    def void(self, name, rtype, why):
+        self.voids += 1
+        if self.voids > self.void_limit:
+            self.permerror("void lookup number %d at %s %s (%s): at most %d are allowed (RFC 7208 §4.6.4)"
+                           % (self.voids, bare(name), rtype, why, self.void_limit))
 
     def query(self, name, rtype, why):
-        result = self.resolve(bare(name), rtype)
+        result = self.ask(name, rtype)
         if _dns_error(result):
             self.warnings.append("%s %s (%s): %s; receivers would get a temperror"
                                  % (bare(name), rtype, why, _describe(result)))
             return None
         if _is_void(result):
-            self.voids += 1
-            if self.voids == self.void_limit + 1:
-                self.problems.append("void lookup number %d at %s %s (%s): at most %d are allowed "
-                                     "(RFC 7208 §4.6.4)" % (self.voids, bare(name), rtype, why, self.void_limit))
+            self.void(name, rtype, why)
         return result.get("answers") or []
 
     def count(self, domain, term):
         self.lookups += 1
         self.terms.append((domain, term))
-        if self.lookups == self.limit + 1:
-            self.problems.append("DNS-querying term number %d is '%s' in the record of %s: at most %d "
-                                 "are allowed, nested include/redirect included (RFC 7208 §4.6.4)"
-                                 % (self.lookups, term, domain, self.limit))
+        if self.lookups > self.limit:
+            self.permerror("DNS-querying term number %d is '%s' in the record of %s: at most %d "
+                           "are allowed, nested include/redirect included (RFC 7208 §4.6.4)"
+                           % (self.lookups, term, domain, self.limit))
 
     def fetch(self, domain, why, chain):
         """The single SPF record of ``domain`` or None (problem noted)."""
-        result = self.resolve(bare(domain), "TXT")
+        result = self.ask(domain, "TXT")
         if _dns_error(result):
             self.warnings.append("%s TXT (%s): %s; receivers would get a temperror"
                                  % (bare(domain), why, _describe(result)))
             return None
         if _is_void(result):
-            self.voids += 1
-            if self.voids == self.void_limit + 1:
-                self.problems.append("void lookup number %d at %s TXT (%s): at most %d are allowed "
-                                     "(RFC 7208 §4.6.4)" % (self.voids, bare(domain), why, self.void_limit))
+            self.void(domain, "TXT", why)
         records = _spf_records(result.get("answers") or [])
         if not records:
             self.problems.append("%s has no SPF record (%s): permerror (RFC 7208 §5.2, §6.1)"
@@ -221,8 +260,8 @@ class _SpfWalk:
                 hosts = self.query(target, "MX", "mx in %s" % domain)
                 if hosts:
                     if len(hosts) > SPF_MX_LIMIT:
-                        self.problems.append("%s: mx:%s has %d MX hosts; at most %d are looked up "
-                                             "(RFC 7208 §4.6.4)" % (domain, target, len(hosts), SPF_MX_LIMIT))
+                        self.permerror("%s: mx:%s has %d MX hosts; at most %d address lookups are allowed "
+                                       "(RFC 7208 §4.6.4)" % (domain, target, len(hosts), SPF_MX_LIMIT))
                     for mx in hosts:
                         host = mx.split()[-1]
                         if bare(host):
@@ -248,7 +287,7 @@ class _SpfWalk:
         """A and AAAA of ``name``; a void lookup only when both are empty."""
         found, errors = [], []
         for rtype in ("A", "AAAA"):
-            result = self.resolve(bare(name), rtype)
+            result = self.ask(name, rtype)
             if _dns_error(result):
                 errors.append("%s %s: %s" % (bare(name), rtype, _describe(result)))
             else:
@@ -257,30 +296,39 @@ class _SpfWalk:
             self.warnings.append("%s (%s): receivers would get a temperror" % ("; ".join(errors), why))
             return None
         if not found and count_void:
-            self.voids += 1
-            if self.voids == self.void_limit + 1:
-                self.problems.append("void lookup number %d at %s A/AAAA (%s): at most %d are allowed "
-                                     "(RFC 7208 §4.6.4)" % (self.voids, bare(name), why, self.void_limit))
+            self.void(name, "A/AAAA", why)
         return found
 
 
-def spf_evaluate(domain, resolve, record=None, limit=SPF_LOOKUP_LIMIT, void_limit=SPF_VOID_LIMIT):
+def spf_evaluate(domain, resolve, record=None, limit=SPF_LOOKUP_LIMIT, void_limit=SPF_VOID_LIMIT,
+                 deadline=SPF_DEADLINE, clock=None):
     """Count the DNS lookups an SPF evaluation of ``domain`` costs, following include/redirect.
 
     ``record``: the SPF text to start from (default: ask ``resolve`` for the TXT of ``domain``).
-    Returns ``{lookups, voids, problems, warnings, terms, records}``: ``problems`` are what makes
-    receivers return permerror (over ``limit`` DNS-querying terms or ``void_limit`` void lookups
-    in all, an include/redirect target without exactly one SPF record, a loop, an unknown
+    Returns ``{lookups, voids, questions, problems, warnings, terms, records, stopped, cut_short}``:
+    ``problems`` are what makes receivers return permerror (over ``limit`` DNS-querying terms or
+    ``void_limit`` void lookups in all, counted recursively, more than 10 MX hosts for an mx
+    term, an include/redirect target without exactly one SPF record, a loop, an unknown
     mechanism); ``warnings`` what could not be evaluated from here (DNS errors, macros) or is
     discouraged (ptr, ignored redirect). ``terms``: ``[domain, term]`` of every counted term.
+
+    The walk stops where a receiver stops (the term over ``limit``, the void lookup over
+    ``void_limit``, an mx term with more than 10 hosts: nothing after it is asked) and when
+    ``deadline`` seconds (of ``clock``, default ``time.monotonic``) have passed before a
+    question (``cut_short``; None: no deadline). ``stopped`` says why it stopped early, or None.
+    ``questions``: the number of DNS questions asked (at most 1 + limit x 21).
     """
-    walk = _SpfWalk(resolve, limit, void_limit)
-    if record is None:
-        record = walk.fetch(domain, "the domain's own record", [])
-    if record is not None:
-        walk.walk(domain, record, [])
-    return {"lookups": walk.lookups, "voids": walk.voids, "problems": walk.problems,
-            "warnings": walk.warnings, "terms": [list(t) for t in walk.terms], "records": walk.records}
+    walk = _SpfWalk(resolve, limit, void_limit, deadline, clock or time.monotonic)
+    try:
+        if record is None:
+            record = walk.fetch(domain, "the domain's own record", [])
+        if record is not None:
+            walk.walk(domain, record, [])
+    except _SpfStop:
+        pass
+    return {"lookups": walk.lookups, "voids": walk.voids, "questions": walk.questions,
+            "problems": walk.problems, "warnings": walk.warnings, "terms": [list(t) for t in walk.terms],
+            "records": walk.records, "stopped": walk.stopped, "cut_short": walk.cut_short}
 
 
 # --------------------------------------------------------------------------------------------
@@ -516,7 +564,7 @@ def _lookup(resolve, name, rtype):
     return result.get("answers") or [], None
 
 
-def dns_checks(expected, domains, host_keys, resolve, kinds=None):
+def dns_checks(expected, domains, host_keys, resolve, kinds=None, spf_deadline=SPF_DEADLINE, clock=None):
     """Every DNS check for the generated records ``expected`` (``mail_domains_records`` output).
 
     ``domains``: the normalized mail domains (their dkim selectors, for keys not made yet);
@@ -527,7 +575,8 @@ def dns_checks(expected, domains, host_keys, resolve, kinds=None):
       published equals generated (``compare_rrset``); report authorizations are grouped into
       ``dns.dmarc_report_auth.<domain>``.
     * ``dns.spf_limits.<domain>``: ``spf_evaluate`` of the published record (of the generated one,
-      with a note, when none is published).
+      with a note, when none is published); fails on a permerror (the walk stops there, as
+      receivers do) and when the walk was cut short by ``spf_deadline`` seconds of ``clock``.
     * ``dns.dmarc_syntax.<domain>``: ``parse_dmarc`` of the published record; and every external
       rua/ruf destination of the published or generated record has its authorization.
     * ``dns.dkim_key.<selector>.<domain>``: the published key parses, RSA >= 2048 bits, and it is
@@ -582,12 +631,9 @@ def dns_checks(expected, domains, host_keys, resolve, kinds=None):
             record = published[0] if len(published) == 1 else None
             if record is None:
                 record, source = generated[("spf", name)]["value"], "generated (none published)"
-            result = spf_evaluate(name, resolve, record=record)
-            status = "fail" if result["problems"] else ("warn" if result["warnings"] else "pass")
-            summary = "%d DNS-querying terms (max %d), %d void lookups (max %d), nested included; %s record" % (
-                result["lookups"], SPF_LOOKUP_LIMIT, result["voids"], SPF_VOID_LIMIT, source)
-            if result["problems"]:
-                summary += ": " + result["problems"][0]
+            result = spf_evaluate(name, resolve, record=record, deadline=spf_deadline, clock=clock)
+            status = "fail" if result["problems"] or result["cut_short"] else ("warn" if result["warnings"] else "pass")
+            summary = _spf_limits_summary(result, source)
             checks.append(check("dns.spf_limits.%s" % name, status, summary, target=name,
                                 details=dict(result, evaluated=source)))
         if (kinds is None or "dmarc" in kinds) and ("dmarc", name) in generated:
@@ -601,6 +647,22 @@ def dns_checks(expected, domains, host_keys, resolve, kinds=None):
     if kinds is None or "dkim" in kinds:
         checks.extend(_dkim_key_checks(wanted, host_keys, published_txt))
     return checks
+
+
+def _spf_limits_summary(result, source):
+    """The summary of a dns.spf_limits check: the counts, or where and why the walk stopped."""
+    if result["cut_short"]:
+        return "SPF evaluation of the %s record %s: the check is incomplete (%d DNS-querying terms, %d void " \
+            "lookups so far)" % (source, result["stopped"], result["lookups"], result["voids"])
+    if result["lookups"] > SPF_LOOKUP_LIMIT:
+        terms = "more than %d DNS-querying terms (stopped at number %d)" % (SPF_LOOKUP_LIMIT, result["lookups"])
+    else:
+        terms = "%d DNS-querying terms (max %d)" % (result["lookups"], SPF_LOOKUP_LIMIT)
+    summary = "%s, %d void lookups (max %d), nested included; %s record" % (
+        terms, result["voids"], SPF_VOID_LIMIT, source)
+    if result["problems"]:
+        summary += ": " + result["problems"][0]
+    return summary
 
 
 def _dmarc_syntax_check(name, answers, generated_value):
