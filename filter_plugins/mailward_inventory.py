@@ -246,6 +246,101 @@ def _check_forwarders(problems, prefix, value):
                          % (_show(raw), problem))
 
 
+_SUBMISSION_KEYS = ("name", "password", "senders")
+#: Characters a login or sender may not hold: ':' separates the fields of Dovecot's passwd-file,
+#: ',' the logins of Postfix's sender map; quotes and backslashes would need quoting there.
+_ADDRESS_FORBIDDEN = {":": "the field separator of Dovecot's passwd-file",
+                      ",": "the login separator of Postfix's sender map",
+                      '"': "a quote (quoted local parts are not supported)",
+                      "\\": "a backslash (quoted local parts are not supported)"}
+
+
+def _login_address_problem(address):
+    """Why ``address`` cannot be a submission login or sender (``local@domain``), or None.
+
+    No white space or control characters (a newline would start a new entry in the users file
+    or the sender map), none of ``: , " \\``, exactly one ``@``, a non-empty local part and a
+    domain that passes ``name_problem`` as mail_domains names do (case is folded by the role).
+    """
+    if not isinstance(address, str):
+        return "must be a string (local@domain), not %s" % type(address).__name__
+    if not address:
+        return "is empty"
+    if any(char.isspace() or not char.isprintable() for char in address):
+        return "contains white space or control characters (each would start a new entry in " \
+            "the users file or the sender map)"
+    for char, why in _ADDRESS_FORBIDDEN.items():
+        if char in address:
+            return "contains '%s', %s" % (char, why)
+    if address.count("@") != 1:
+        return "must be one address local@domain (exactly one '@')"
+    local, _, domain = address.partition("@")
+    if not local:
+        return "has an empty local part"
+    problem = _records.name_problem(domain)
+    if problem:
+        return "domain %s %s" % (_show(domain), problem)
+    return None
+
+
+def _password_problem(password):
+    """Why ``password`` is not a usable password, or None; never quotes the value."""
+    if password is None:
+        return "is required: a non-empty string (keep it in Ansible Vault)"
+    if type(password).__name__ in ("AnsibleVaultEncryptedUnicode", "EncryptedString"):
+        try:  # a vaulted value: checked when the secret is there to decrypt it
+            password = str(password)
+        except Exception:  # pylint: disable=broad-except
+            return None
+    if not isinstance(password, str):
+        return "must be a string, not %s" % type(password).__name__
+    if not password:
+        return "must not be empty"
+    return None
+
+
+def _check_submission_users(problems, prefix, value):
+    """submission_users: a list of {name, password, senders}; logins unique case-insensitively."""
+    if not isinstance(value, (list, tuple)):
+        problems.add(prefix, "submission_users", "must be a list of {name, password, senders}, "
+                     "not %s" % type(value).__name__)
+        return
+    seen = {}
+    for position, item in enumerate(value):
+        base = "submission_users[%d]" % position
+        if not isinstance(item, Mapping):  # never quoted: it may hold a password
+            problems.add(prefix, base, "must be a mapping {name, password, senders}, not %s"
+                         % type(item).__name__)
+            continue
+        _unknown_keys(problems, prefix, base, item, _SUBMISSION_KEYS)
+        name = item.get("name")
+        problem = "is required: the login, local@domain" if name is None \
+            else _login_address_problem(name)
+        if problem:
+            problems.add(prefix, base + ".name", "%s: %s" % (_show(name), problem)
+                         if name is not None else problem)
+        elif name.lower() in seen:
+            problems.add(prefix, base + ".name", "%s: duplicate of submission_users[%d] (logins "
+                         "are compared case-insensitively)" % (_show(name), seen[name.lower()]))
+        else:
+            seen[name.lower()] = position
+        problem = _password_problem(item.get("password"))
+        if problem:
+            problems.add(prefix, base + ".password", problem)
+        if "senders" not in item:
+            continue
+        senders = item["senders"]
+        if not isinstance(senders, (list, tuple)):
+            problems.add(prefix, base + ".senders", "must be a list of addresses local@domain, "
+                         "not %s" % type(senders).__name__)
+            continue
+        for index, sender in enumerate(senders):
+            problem = _login_address_problem(sender)
+            if problem:
+                problems.add(prefix, "%s.senders[%d]" % (base, index), "%s: %s"
+                             % (_show(sender), problem))
+
+
 def _check_host_vars(problems, host, host_vars):
     """Every problem of the host-level variables in ``host_vars`` (absent keys: not checked)."""
     prefix = "host %s" % host
@@ -265,6 +360,8 @@ def _check_host_vars(problems, host, host_vars):
             _check_public_address(problems, prefix, var, host_vars[var], version)
     if "resolver_forwarders" in host_vars:
         _check_forwarders(problems, prefix, host_vars["resolver_forwarders"])
+    if "submission_users" in host_vars:
+        _check_submission_users(problems, prefix, host_vars["submission_users"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -540,7 +637,10 @@ def mail_domains_normalize(mail_domains, host, mail_hostname, host_vars=None):
     bits clear, never /0, nothing broader than /8 or /32 unless
     ``mail_mynetworks_allow_broad`` is true), ``mail_mynetworks_allow_broad`` (a boolean),
     ``mail_public_ipv4`` / ``mail_public_ipv6`` (unset, or one address of that version),
-    ``resolver_forwarders`` (a list of addresses, optionally ``@port``). Every address goes
+    ``resolver_forwarders`` (a list of addresses, optionally ``@port``), ``submission_users``
+    (a list of ``{name, password, senders}``: name and each sender ``local@domain`` with no
+    white space, control characters, ``: , " \\``, the domain a valid name; a non-empty
+    password, never quoted in a message; logins unique case-insensitively). Every address goes
     through ``ip_address_strict`` / ``ip_network_strict``: no zone index, no white space.
     """
     problems = _Problems()
