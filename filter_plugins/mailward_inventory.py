@@ -369,6 +369,19 @@ def _check_host_vars(problems, host, host_vars):
 # --------------------------------------------------------------------------------------------
 
 
+def _derived_name_ok(problems, prefix, path, what, owner, value=None):
+    """Record a problem when the derived record name ``owner`` is not a valid name.
+
+    ``path``: the variable that produces the name; ``value``: its value, quoted first if given.
+    """
+    problem = _records.owner_name_problem(owner)
+    if problem:
+        detail = "the %s name %s %s" % (what, _show(owner), problem)
+        problems.add(prefix, path, "%s: %s" % (_show(value), detail) if value is not None
+                     else detail)
+    return problem is None
+
+
 def _check_domain_name(problems, prefix, name, index, seen):
     """``name``: required, a lower-case FQDN without trailing dot, unique case-insensitively."""
     if name is None:
@@ -430,10 +443,13 @@ def _normalize_mx(problems, prefix, value, mail_hostname):
     return out, ok
 
 
-def _normalize_dkim(problems, prefix, value):
-    """dkim: list of {selector, type, bits}; default one 2048-bit rsa selector 'mailward'."""
+def _normalize_dkim(problems, prefix, value, name=None):
+    """dkim: list of {selector, type, bits}; default one 2048-bit rsa selector 'mailward'.
+
+    ``name``: the (valid) domain, to check each ``<selector>._domainkey.<name>``; None: not.
+    """
     if value is None:
-        return _plain(list(DEFAULT_DKIM))
+        value = DEFAULT_DKIM
     if not isinstance(value, (list, tuple)):
         problems.add(prefix, "dkim", "must be a list of {selector, type, bits}")
         return []
@@ -455,6 +471,9 @@ def _normalize_dkim(problems, prefix, value):
                          % (_show(selector), seen[selector.lower()]))
         else:
             seen[selector.lower()] = position
+            if name:
+                _derived_name_ok(problems, prefix, base + ".selector", "DKIM key",
+                                 _records.dkim_name(selector.lower(), name), selector)
         key_type = item.get("type", "rsa")
         if not isinstance(key_type, str) or key_type.lower() not in ("rsa", "ed25519"):
             problems.add(prefix, base + ".type", "%s: must be rsa or ed25519 (RFC 6376 §3.6.1, "
@@ -521,8 +540,22 @@ def _normalize_dmarc(problems, prefix, name, value, name_ok):
     record = _call(problems, prefix, "dmarc", _records.dmarc_record, spec, domain=name)
     if record is not None and name_ok:
         uris = _report_uris(spec)
-        _call(problems, prefix, "dmarc", _records.dmarc_report_authorizations, name, uris)
+        if _call(problems, prefix, "dmarc", _records.dmarc_report_authorizations, name,
+                 uris) is not None:
+            _check_report_auth_names(problems, prefix, name, spec)
     return spec
+
+
+def _check_report_auth_names(problems, prefix, name, dmarc):
+    """Each rua/ruf destination outside the domain: ``<name>._report._dmarc.<dest>`` fits."""
+    for key in ("rua", "ruf"):
+        value = dmarc.get(key)
+        items = [(key, value)] if isinstance(value, str) else \
+            [("%s[%d]" % (key, i), uri) for i, uri in enumerate(value or [])]
+        for path, uri in items:
+            for auth in _records.dmarc_report_authorizations(name, [uri]):
+                _derived_name_ok(problems, prefix, "dmarc." + path, "report authorization",
+                                 auth["name"], uri)
 
 
 def _report_uris(dmarc):
@@ -598,16 +631,43 @@ def _normalize_domain(problems, host, index, item, mail_hostname, seen):
         tlsa = False
     elif not isinstance(tlsa, bool):
         problems.add(prefix, "tlsa", "%s: must be true or false" % _show(tlsa))
-    return {
+    own = name.lower() if name_ok else None
+    out = {
         "name": name,
         "mx": mx,
         "spf": _normalize_spf(problems, prefix, name, item.get("spf")),
-        "dkim": _normalize_dkim(problems, prefix, item.get("dkim")),
+        "dkim": _normalize_dkim(problems, prefix, item.get("dkim"), own),
         "dmarc": _normalize_dmarc(problems, prefix, name, item.get("dmarc"), name_ok),
         "mta_sts": _normalize_mta_sts(problems, prefix, name, item.get("mta_sts"), mx, mx_ok),
         "tlsrpt": _normalize_tlsrpt(problems, prefix, name, item.get("tlsrpt")),
         "tlsa": tlsa,
     }
+    _check_derived_names(problems, prefix, own, out, item.get("mx") is not None and mx_ok)
+    return out
+
+
+def _check_derived_names(problems, prefix, own, dom, mx_given):
+    """The owner names of the domain's records fit in a name (RFC 1035 §2.3.4).
+
+    DKIM and report authorization names are checked where their variable is read; here the
+    DMARC, MTA-STS and TLS-RPT names (from the domain name, ``own``; None: invalid, skipped)
+    and, with ``tlsa: true``, ``_25._tcp.<mx host>`` (path ``mx[i].host``, or
+    ``mail_hostname`` when mx is the default).
+    """
+    if own:
+        _derived_name_ok(problems, prefix, "dmarc", "DMARC record", _records.dmarc_name(own))
+        if dom["mta_sts"] is not None:
+            _derived_name_ok(problems, prefix, "mta_sts", "MTA-STS record",
+                             _records.mta_sts_name(own))
+        if dom["tlsrpt"] is not None:
+            _derived_name_ok(problems, prefix, "tlsrpt", "TLS-RPT record",
+                             _records.tlsrpt_name(own))
+    if dom["tlsa"] is True:
+        for position, mx in enumerate(dom["mx"]):
+            if mx["host"] is not None:
+                path = "mx[%d].host" % position if mx_given else "mail_hostname"
+                _derived_name_ok(problems, prefix, path, "TLSA record",
+                                 _records.tlsa_name(mx["host"].lower()), mx["host"])
 
 
 def mail_domains_normalize(mail_domains, host, mail_hostname, host_vars=None):
@@ -625,7 +685,10 @@ def mail_domains_normalize(mail_domains, host, mail_hostname, host_vars=None):
     absent. The result normalizes to itself.
 
     Every record is generated once (spf_record, dmarc_record, dmarc_report_authorizations,
-    mta_sts_policy, mta_sts_record, tlsrpt_record) to prove it can be. ALL problems are
+    mta_sts_policy, mta_sts_record, tlsrpt_record) to prove it can be, and every owner name
+    derived from the item (``_dmarc.``, ``<selector>._domainkey.``, report authorizations,
+    ``_mta-sts.``, ``_smtp._tls.``, ``_25._tcp.<mx>`` with tlsa) is checked to fit in a name
+    (RFC 1035 §2.3.4), reported under the variable that produces it. ALL problems are
     collected and raised as one AnsibleFilterError, one line each:
     ``host <host>: mail_domains[<index>] (<domain>): <variable path>: <what is wrong>``
     (host-level ones: ``host <host>: mail_hostname: ...``).
@@ -696,6 +759,15 @@ def _index_public_keys(problems, public_keys):
     return index
 
 
+def _owner_ok(problems, prefix, path, owner):
+    """True when ``owner`` is a valid name; else the problem is recorded (a guard: the names of
+    normalized domains were checked by mail_domains_normalize)."""
+    problem = _records.owner_name_problem(owner)
+    if problem:
+        problems.add(prefix, path, "the record name %s %s" % (_show(owner), problem))
+    return problem is None
+
+
 def _record(kind, domain, name, rtype, value):
     """One record dict (see mail_domains_records)."""
     return {"name": name, "type": rtype, "value": value, "kind": kind, "domain": domain}
@@ -711,7 +783,7 @@ def _domain_records(problems, prefix, dom, keys):
 
     def add(kind, owner, base, function, *args, **kwargs):
         value = _call(problems, prefix, base, function, *args, **kwargs)
-        if value is not None:
+        if value is not None and _owner_ok(problems, prefix, base, owner):
             out.append(_record(kind, name, owner, "TXT", value))
 
     add("spf", apex, "spf", _records.spf_record, dom["spf"], domain=name)
@@ -723,19 +795,20 @@ def _domain_records(problems, prefix, dom, keys):
             problems.add(prefix, "dkim[%d].type" % position, "inventory says %s but the "
                          "published key is listed as %s" % (sel["type"], item.get("type")))
             continue
-        add("dkim", "%s._domainkey.%s" % (sel["selector"].lower(), apex), "dkim[%d]" % position,
+        add("dkim", _records.dkim_name(sel["selector"].lower(), apex), "dkim[%d]" % position,
             _records.dkim_record, item.get("public_key"), key_type=sel["type"], domain=name,
             selector=sel["selector"])
-    add("dmarc", "_dmarc." + apex, "dmarc", _records.dmarc_record, dom["dmarc"], domain=name)
+    add("dmarc", _records.dmarc_name(apex), "dmarc", _records.dmarc_record, dom["dmarc"],
+        domain=name)
     auths = _call(problems, prefix, "dmarc", _records.dmarc_report_authorizations, name,
                   _report_uris(dom["dmarc"])) or []
     out.extend(_record("dmarc_report_auth", name, auth["name"] + ".", "TXT", auth["value"])
-               for auth in auths)
+               for auth in auths if _owner_ok(problems, prefix, "dmarc", auth["name"]))
     if dom["mta_sts"]:
-        add("mta_sts", "_mta-sts." + apex, "mta_sts", _records.mta_sts_record,
+        add("mta_sts", _records.mta_sts_name(apex), "mta_sts", _records.mta_sts_record,
             dom["mta_sts"].get("id"), domain=name)
     if dom["tlsrpt"]:
-        add("tlsrpt", "_smtp._tls." + apex, "tlsrpt", _records.tlsrpt_record,
+        add("tlsrpt", _records.tlsrpt_name(apex), "tlsrpt", _records.tlsrpt_record,
             dom["tlsrpt"].get("rua"), domain=name)
     return out
 
@@ -759,8 +832,9 @@ def _host_records(problems, position, item, tlsa_hosts):
     if host in tlsa_hosts and item.get("cert_pem"):
         value = _call(problems, prefix, "cert_pem", _records.tlsa_record, item["cert_pem"],
                       domain=host)
-        if value is not None:
-            out.append(_record("tlsa", host, "_25._tcp.%s." % host, "TLSA", value))
+        owner = _records.tlsa_name(host + ".")
+        if value is not None and _owner_ok(problems, prefix, "name", owner):
+            out.append(_record("tlsa", host, owner, "TLSA", value))
     return out
 
 

@@ -246,6 +246,51 @@ def _check_name(ctx, path, name, **kwargs):
 
 
 # --------------------------------------------------------------------------------------------
+# Owner names of the published records (built here only; lower case is the caller's business)
+# --------------------------------------------------------------------------------------------
+
+
+def dkim_name(selector, domain):
+    """``<selector>._domainkey.<domain>``: where a DKIM key is published (RFC 6376 §3.6.2.1)."""
+    return "%s._domainkey.%s" % (selector, domain)
+
+
+def dmarc_name(domain):
+    """``_dmarc.<domain>``: where a DMARC policy is published (RFC 7489 §6.1, RFC 9989 §4.5)."""
+    return "_dmarc." + domain
+
+
+def dmarc_report_auth_name(domain, destination):
+    """``<domain>._report._dmarc.<destination>``: a report destination's consent (RFC 7489 §7.1)."""
+    return "%s._report._dmarc.%s" % (domain, destination)
+
+
+def mta_sts_name(domain):
+    """``_mta-sts.<domain>``: the MTA-STS policy indicator (RFC 8461 §3.1)."""
+    return "_mta-sts." + domain
+
+
+def tlsrpt_name(domain):
+    """``_smtp._tls.<domain>``: the TLS-RPT record (RFC 8460 §3)."""
+    return "_smtp._tls." + domain
+
+
+def tlsa_name(host, port=25):
+    """``_<port>._tcp.<host>``: an SMTP server's TLSA records (RFC 6698 §3, RFC 7672 §2.2.1)."""
+    return "_%d._tcp.%s" % (port, host)
+
+
+def owner_name_problem(name):
+    """Why a derived owner name (``_`` labels, an optional trailing dot) is invalid, or None.
+
+    A valid domain can still give a name that is too long once a prefix is added: a name has
+    at most 253 characters without the trailing dot (255 octets on the wire) and labels of at
+    most 63 (RFC 1035 §2.3.4); the text says so with the RFC.
+    """
+    return name_problem(name, underscore=True, trailing_dot=True)
+
+
+# --------------------------------------------------------------------------------------------
 # IP addresses and networks read from the inventory
 # --------------------------------------------------------------------------------------------
 
@@ -750,7 +795,7 @@ def dmarc_report_authorizations(domain, uris):
     names = set()
     for _, dest in _dmarc_uris(ctx, "uris", uris):
         if dest != own and not dest.endswith("." + own):
-            names.add("%s._report._dmarc.%s" % (own, dest))
+            names.add(dmarc_report_auth_name(own, dest))
     ctx.finish()
     return [{"name": name, "value": "v=DMARC1"} for name in sorted(names)]
 

@@ -178,3 +178,14 @@ def test_submission_user_with_a_vaulted_password_passes(tmp_path):
     rc, out = run_validate(tmp_path, {"mail_domains": [GOOD_DOMAIN]}, extra_yaml=extra,
                            args=("--vault-password-file", str(tmp_path / "vault-pass")))
     assert rc == 0, out
+
+
+def test_a_domain_whose_dmarc_name_is_too_long_is_refused(tmp_path):
+    name = ".".join(["a" * 63] * 3 + ["b" * 48, "example.test"])  # 253 characters, a valid name
+    assert len(name) == 253
+    rc, out = run_validate(tmp_path, {"mail_domains": [dict(GOOD_DOMAIN, name=name)]})
+    assert rc != 0, out
+    assert "host mx-under-test: mail_domains[0] (aaaa" in out, out
+    assert "): dmarc: the DMARC record name '_dmarc.aaaa" in out and "is 260 characters long" in out, out
+    assert "dkim[0].selector: 's1': the DKIM key name" in out and "RFC 1035" in out, out
+    assert "unreachable=0" in out, out
