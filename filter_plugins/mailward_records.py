@@ -382,6 +382,20 @@ def _spf_hostname(ctx, key, host):
     return _check_name(ctx, key, host, underscore=True, trailing_dot=True)
 
 
+_SPF_SELF = {"include": ("includes", "RFC 7208 §4.6.4, §5.2"),
+             "redirect": ("redirects to", "RFC 7208 §4.6.4, §6.1")}
+
+
+def _spf_not_self(ctx, key, name):
+    """Refuse an include/redirect of the domain's own record (compared without case/final dot)."""
+    own = ctx.domain.lower().rstrip(".") if isinstance(ctx.domain, str) else None
+    if own and name.lower().rstrip(".") == own:
+        verb, rule = _SPF_SELF[key]
+        ctx.fail(key, name, "%s the domain's own record: evaluating it loops until the lookup "
+                 "limit, which always ends in permerror" % verb, rule)
+    return name
+
+
 def _spf_host_terms(ctx, spec, key):
     """``a``/``mx``: true -> ``a``; a list of hosts -> ``a:host`` each; false/absent -> none."""
     value = spec.get(key)
@@ -424,16 +438,41 @@ def _spf_network(ctx, key, raw, version):
     return net
 
 
-def _spf_ip_text(ctx, key, raw, version):
-    """One ip4/ip6 entry as written in the record: compressed, /32 and /128 without prefix."""
+#: The broadest single ip4 / ip6 network an SPF spec may authorize.
+SPF_WIDEST = {4: 8, 6: 16}
+
+
+def _spf_ip_text(ctx, key, raw, version, parsed):
+    """One ip4/ip6 entry as written in the record: compressed, /32 and /128 without prefix.
+
+    The parsed network is appended to ``parsed`` (as ``(raw, network)``) before the breadth
+    check, so that the union check also sees networks refused as too broad.
+    """
     net = _spf_network(ctx, key, raw, version)
+    parsed.append((raw, net))
+    if net.prefixlen < SPF_WIDEST[version]:
+        ctx.fail(key, raw, "authorizes a large part of the Internet (2^%d addresses); an %s "
+                 "network may not be broader than /%d" % (net.max_prefixlen - net.prefixlen, key,
+                                                          SPF_WIDEST[version]),
+                 "mailward schema, docs/schema.md; RFC 7208 §5.6")
     return str(net.network_address) if net.prefixlen == net.max_prefixlen else net.compressed
 
 
+def _spf_not_everything(ctx, key, parsed, version):
+    """Refuse ip4 (ip6) networks that together cover every IPv4 (IPv6) address: that is +all."""
+    networks = [net for _, net in parsed]
+    if networks and list(ipaddress.collapse_addresses(networks)) == \
+            [ipaddress.ip_network("::/0" if version == 6 else "0.0.0.0/0")]:
+        ctx.fail(key, [raw for raw, _ in parsed], "together cover every IPv%d address, the "
+                 "same as +all" % version, "RFC 7208 §5.1")
+
+
 def _spf_ip_terms(ctx, spec, key, version):
-    """``ip4``/``ip6`` terms: validated, de-duplicated (order kept)."""
+    """``ip4``/``ip6`` terms: validated, de-duplicated (order kept), not +all in disguise."""
+    parsed = []
     texts = _items(ctx, key, spec.get(key), "addresses or CIDR networks",
-                   lambda raw: _spf_ip_text(ctx, key, raw, version))
+                   lambda raw: _spf_ip_text(ctx, key, raw, version, parsed))
+    ctx.step(_spf_not_everything, ctx, key, parsed, version)
     return [(key, "%s:%s" % (key, text), False) for text in _unique(texts, str)]
 
 
@@ -502,7 +541,7 @@ def _spf_domain_terms(ctx, spec, key):
     if key == "exists":
         check = lambda name: _spf_exists(ctx, name)  # noqa: E731
     else:
-        check = lambda name: _spf_hostname(ctx, key, name)  # noqa: E731
+        check = lambda name: _spf_not_self(ctx, key, _spf_hostname(ctx, key, name))  # noqa: E731
     names = _items(ctx, key, spec.get(key), "domain names", check)
     return [(key, "%s:%s" % (key, name), True)
             for name in _unique(names, lambda name: name.lower().rstrip("."))]
@@ -513,7 +552,7 @@ def _spf_redirect(ctx, spec):
     value = spec.get("redirect")
     if value is None or value == "":
         return None
-    return _spf_hostname(ctx, "redirect", value)
+    return _spf_not_self(ctx, "redirect", _spf_hostname(ctx, "redirect", value))
 
 
 def _spf_all(ctx, spec, redirect):
@@ -555,8 +594,11 @@ def spf_record(spec, domain=None):
     (``fail`` -> ``-all`` default, ``softfail`` -> ``~all``, ``neutral`` -> ``?all``).
     Term order: a, mx, ip4, ip6, include, exists, then all or redirect.
 
-    Refused: unknown keys, ``ptr`` anywhere, ``pass``/``+all``, /0 networks, IPv4-mapped
-    addresses under ip6, more than 10 DNS-querying terms counted in this record (a, mx,
+    Refused: unknown keys, ``ptr`` anywhere, ``pass``/``+all``, /0 networks, an ip4 network
+    broader than /8 or an ip6 one broader than /16 (``SPF_WIDEST``), ip4 (ip6) networks that
+    together cover every IPv4 (IPv6) address, IPv4-mapped addresses under ip6, an ``include``
+    or ``redirect`` of ``domain`` itself (a loop: permerror), a netmask instead of a prefix
+    length, a zone index, more than 10 DNS-querying terms counted in this record (a, mx,
     include, exists, redirect), ``redirect`` with an explicit ``all``, and a record with no
     mechanism unless it is ``v=spf1 -all`` (sends no mail): ``{}`` or ``{all: fail}`` give
     ``v=spf1 -all``. Nested includes are not followed (that needs DNS).

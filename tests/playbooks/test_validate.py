@@ -58,6 +58,11 @@ def test_good_inventory_passes_without_touching_the_host(tmp_path):
     ({"spf": {"include": ["i%d.example.net" % n for n in range(11)], "all": "fail"}}, ["spf", "11"]),
     ({"dmarc": {"p": "reject", "rua": ["dmarc@example.test"]}}, ["dmarc.rua", "mailto:"]),
     ({"dkim": [{"selector": "s1", "type": "rsa", "bits": 1024}]}, ["dkim", "1024"]),
+    ({"spf": {"ip4": ["0.0.0.0/1", "128.0.0.0/1"], "all": "fail"}},
+     ["spf.ip4", "['0.0.0.0/1', '128.0.0.0/1']", "together cover every IPv4 address"]),
+    ({"spf": {"ip6": ["2000::/3"], "all": "fail"}}, ["spf.ip6", "2000::/3", "large part of the Internet"]),
+    ({"spf": {"mx": True, "include": ["EXAMPLE.test."], "all": "fail"}}, ["spf.include", "permerror"]),
+    ({"spf": {"redirect": "example.test"}}, ["spf.redirect", "permerror"]),
 ])
 def test_bad_domain_fails_naming_host_domain_and_variable(tmp_path, domain_patch, expected):
     rc, out = run_validate(tmp_path, {"mail_domains": [dict(GOOD_DOMAIN, **domain_patch)]})

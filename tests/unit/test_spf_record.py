@@ -174,3 +174,64 @@ def test_every_independent_problem_is_reported():
     joined = "\n".join(lines)
     for needle in ("'bad'", "'192.0.2.1/24'", "'inclde'", "'include:i11.example.net'", "'pass'"):
         assert needle in joined
+
+
+# ---------------------------------------------------------------- ranges that amount to +all
+
+@pytest.mark.parametrize("key, values, space", [
+    ("ip4", ["0.0.0.0/1", "128.0.0.0/1"], "IPv4"),
+    ("ip6", ["::/1", "8000::/1"], "IPv6"),
+    ("ip6", ["8000::/1", "::/2", "4000::/2"], "IPv6"),
+])
+def test_networks_that_together_cover_everything_are_refused(key, values, space):
+    lines = refusal(spf_record, {key: values}, domain=D).splitlines()
+    union = [line for line in lines if "together cover every" in line]
+    assert len(union) == 1, lines
+    assert union[0].startswith("spf_record: example.test: %s: %s: together cover every %s address"
+                               % (key, values, space)), union
+    assert "the same as +all (RFC 7208 §5.1)" in union[0]
+
+
+def test_allowed_networks_covering_everything_together_are_refused():
+    # 256 /8 networks: each one is allowed, together they are +all
+    message = refusal(spf_record, {"ip4": ["%d.0.0.0/8" % n for n in range(256)]}, domain=D)
+    assert message.count("\n") == 0 and "together cover every IPv4 address" in message, message
+    assert spf_record({"ip4": ["%d.0.0.0/8" % n for n in range(255)]}).count("ip4:") == 255
+
+
+@pytest.mark.parametrize("key, value, limit", [
+    ("ip4", "0.0.0.0/1", "/8"), ("ip4", "10.0.0.0/7", "/8"), ("ip4", "128.0.0.0/2", "/8"),
+    ("ip6", "::/1", "/16"), ("ip6", "2000::/3", "/16"), ("ip6", "2000::/15", "/16"),
+])
+def test_a_single_very_broad_network_is_refused(key, value, limit):
+    message = refusal(spf_record, {key: [value]}, domain=D)
+    assert message.startswith("spf_record: example.test: %s: '%s': " % (key, value)), message
+    assert "authorizes a large part of the Internet" in message and limit in message, message
+
+
+@pytest.mark.parametrize("key, value", [("ip4", "10.0.0.0/8"), ("ip6", "2001::/16"),
+                                        ("ip6", "2001:db8::/32")])
+def test_the_broadest_allowed_network_passes(key, value):
+    assert spf_record({key: [value]}) == "v=spf1 %s:%s -all" % (key, value)
+
+
+# ---------------------------------------------------------------- loops through the domain itself
+
+@pytest.mark.parametrize("spec, path, term, rule", [
+    ({"include": ["example.test"]}, "include", "'example.test'", "RFC 7208 §4.6.4, §5.2"),
+    ({"include": ["_spf.example.net", "Example.TEST."]}, "include", "'Example.TEST.'",
+     "RFC 7208 §4.6.4, §5.2"),
+    ({"redirect": "example.test"}, "redirect", "'example.test'", "RFC 7208 §4.6.4, §6.1"),
+    ({"mx": True, "redirect": "EXAMPLE.test."}, "redirect", "'EXAMPLE.test.'",
+     "RFC 7208 §4.6.4, §6.1"),
+])
+def test_include_or_redirect_of_the_domain_itself_is_refused(spec, path, term, rule):
+    message = refusal(spf_record, spec, domain=D)
+    assert message.startswith("spf_record: %s: %s: %s: " % (D, path, term)), message
+    assert "permerror" in message and rule in message, message
+
+
+def test_include_of_a_subdomain_or_without_domain_passes():
+    assert spf_record({"include": ["_spf.example.test"], "redirect": ""}, domain=D)
+    assert spf_record({"redirect": "_spf.example.test"}, domain=D)
+    assert spf_record({"include": ["example.test"]})  # no domain given: nothing to compare
