@@ -5,6 +5,7 @@ Every assertion message shows what was seen, so a red run explains itself.
 """
 
 import hashlib
+import json
 import re
 import textwrap
 
@@ -29,7 +30,7 @@ def smtp_dialogue(host, script):
     return cmd.stdout
 
 
-@pytest.mark.parametrize("service", ["postfix", "opendkim", "opendmarc"])
+@pytest.mark.parametrize("service", ["postfix", "opendkim", "opendmarc", "mailward-fromcheck"])
 def test_service_enabled_and_running(host, service):
     svc = host.service(service)
     assert svc.is_running, host.run("systemctl status %s --no-pager", service).stdout
@@ -37,7 +38,8 @@ def test_service_enabled_and_running(host, service):
 
 
 MILTER_SOCKETS = {"opendkim": "/var/spool/postfix/opendkim/opendkim.sock",
-                  "opendmarc": "/var/spool/postfix/opendmarc/opendmarc.sock"}
+                  "opendmarc": "/var/spool/postfix/opendmarc/opendmarc.sock",
+                  "mailward-fromcheck": "/var/spool/postfix/mailward-fromcheck/fromcheck.sock"}
 
 
 def test_listening(host):
@@ -241,7 +243,8 @@ print("SENT", s.sendmail("alice@example.test", ["root@example.test"], msg))
 """)
     assert "WRONG 535" in out, out
     assert "LOGIN 235" in out, out
-    assert "OTHER-SENDER 250 553" in out, out
+    # Submission refuses a sender at MAIL FROM (smtpd_delay_reject=no there); RCPT then needs MAIL.
+    assert "OTHER-SENDER 553 503" in out, out
     assert "EXTRA-SENDER 250 250" in out, out
     assert "SENT {}" in out, out
     mailbox = host.run(
@@ -258,6 +261,147 @@ s = smtplib.SMTP("127.0.0.1", 25, local_hostname="client.example.test"); s.start
 print("AUTH-ON-25", s.has_extn("auth"))
 """)
     assert "AUTH-ON-25 False" in out, out
+
+
+# ------------------------------------------------------------------------------------------
+# submission: the header From and the envelope sender belong to the login; AUTH rate limit
+# ------------------------------------------------------------------------------------------
+
+ALICE = ("alice@example.test", "molecule-alice-pw")
+FROMCHECK_SOCKET = MILTER_SOCKETS["mailward-fromcheck"]
+
+
+def submit(host, login, cases):
+    """Log in on 587 and try each (envelope sender, From lines, Message-ID) in one session.
+
+    Returns one dict per case with the replies seen: mail, then rcpt and data if reached.
+    """
+    out = smtp_dialogue(host, SUBMISSION_CLIENT + """
+import json
+s = tls(); s.login(%r, %r)
+results = []
+for sender, from_lines, mid in %r:
+    r = {"mail": s.docmd("MAIL FROM:<%%s>" %% sender)}
+    if r["mail"][0] == 250:
+        r["rcpt"] = s.docmd("RCPT TO:<root@example.test>")
+        if r["rcpt"][0] == 250:
+            r["data"] = s.data(from_lines + "To: root@example.test\\r\\nSubject: from check\\r\\n"
+                               "Message-ID: <%%s>\\r\\nDate: Mon, 23 Nov 2026 09:00:00 +0000\\r\\n\\r\\nhi\\r\\n" %% mid)
+    s.rset()
+    results.append({k: [v[0], v[1].decode()] for k, v in r.items()})
+print(json.dumps(results))
+""" % (login[0], login[1], cases))
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def delivered(host, marker):
+    """Whether a message whose Message-ID holds ``marker`` reached root's mailbox."""
+    return host.run("grep -q %s /var/mail/root", marker).rc == 0
+
+
+def test_submission_refuses_the_null_sender(host):
+    """MAIL FROM:<> skips reject_sender_login_mismatch; an access map refuses it at MAIL FROM."""
+    results = submit(host, ALICE, [("", 'From: "Alice" <alice@example.test>\r\n', "fc-null@example.test")])
+    assert results[0]["mail"] == [550, "5.7.1 <>: Sender address rejected: null sender not accepted on submission"], results
+
+
+def test_submission_header_from_belongs_to_the_login(host):
+    host.run("rm -f /var/mail/root")
+    cases = [
+        ("alice@example.test", "From: ceo@example.org\r\n", "fc-ceo-org@example.test"),
+        ("alice@example.test", "From: CEO <ceo@example.test>\r\n", "fc-ceo-test@example.test"),
+        ("alice@example.test", "From: alice@example.test, ceo@example.org\r\n", "fc-two@example.test"),
+        ("alice@example.test", "From: alice@example.test\r\nFrom: ceo@example.org\r\n", "fc-twice@example.test"),
+        ("alice@example.test", 'From: "Alice" <alice@example.test>\r\n', "fc-alice@example.test"),
+        ("alice@example.test", "From: sales@example.test\r\n", "fc-sales@example.test"),
+    ]
+    ceo_org, ceo_test, two, twice, own, sales = submit(host, ALICE, cases)
+    assert ceo_org["data"] == [550, "5.7.1 header From <ceo@example.org> not owned by login alice@example.test"], ceo_org
+    assert ceo_test["data"] == [550, "5.7.1 header From <ceo@example.test> not owned by login alice@example.test"], ceo_test
+    # Refused by the milter, or before it by the postfix role's header_checks when those are in.
+    assert two["data"] in (
+        [550, "5.7.1 header From not accepted (more than one address): use one address, user@domain or Name <user@domain>"],
+        [550, "5.7.1 From: must hold exactly one plain author address (RFC 5322 3.6.2, DMARC RFC 7489 6.6.1)"],
+    ), two
+    assert twice["data"] == [550, "5.7.1 message with 2 From headers: exactly one is allowed"], twice
+    for result in (own, sales):
+        assert result["data"][0] == 250 and result["data"][1].startswith("2.0.0 Ok: queued as "), result
+    host.run("for i in $(seq 1 20); do grep -q fc-sales /var/mail/root 2>/dev/null && break; sleep 0.5; done")
+    assert delivered(host, "fc-alice") and delivered(host, "fc-sales"), host.run("cat /var/mail/root").stdout
+    for marker in ("fc-ceo-org", "fc-ceo-test", "fc-two", "fc-twice"):
+        assert not delivered(host, marker), marker
+    log = host.run("journalctl -u mailward-fromcheck --no-pager -q -n 20").stdout
+    assert "reject: login=alice@example.test: 550 5.7.1 header From <ceo@example.org> not owned" in log, log
+
+
+def test_submission_from_check_fails_closed(host):
+    """The milter down: submission is refused with a 4xx (milter_default_action = tempfail)."""
+    stop = host.run("systemctl stop mailward-fromcheck")
+    try:
+        # Postfix connects to the session's milters at CONNECT; without them STARTTLS is refused,
+        # and without TLS there is no AUTH and no MAIL.
+        out = smtp_dialogue(host, SUBMISSION_CLIENT + """
+s = smtplib.SMTP("127.0.0.1", 587, local_hostname="client.example.test")
+for command in ("EHLO client.example.test", "STARTTLS", "MAIL FROM:<alice@example.test>"):
+    code, text = s.docmd(command)
+    print(command.split()[0], code, text.decode().splitlines()[-1])
+""")
+    finally:
+        host.run("systemctl start mailward-fromcheck; for i in $(seq 1 20); do test -S %s && break; sleep 0.5; done",
+                 FROMCHECK_SOCKET)
+    assert stop.rc == 0, stop.stderr
+    assert out.splitlines()[1:] == ["STARTTLS 454 4.3.0 Try again later",
+                                    "MAIL 530 5.7.0 Must issue a STARTTLS command first"], out
+    log = host.run("journalctl --no-pager -q -n 30 -t postfix/submission/smtpd").stdout
+    assert "warning: connect to Milter service unix:/mailward-fromcheck/fromcheck.sock" in log, log
+    # Port 25 does not run the check: it still answers.
+    assert postconf(host, "smtpd_milters") == ["unix:/opendkim/opendkim.sock", "unix:/opendmarc/opendmarc.sock"]
+
+
+def test_submission_from_check_runs_on_submission_only(host):
+    """Hand-off: the postfix role keeps submission-only milters out of smtpd_milters."""
+    assert postconf(host, "mailward_submission_milters") == [
+        "unix:/mailward-fromcheck/fromcheck.sock", "unix:/opendkim/opendkim.sock", "unix:/opendmarc/opendmarc.sock"]
+    assert "unix:/mailward-fromcheck/fromcheck.sock" not in postconf(host, "smtpd_milters")
+    master = host.check_output("postconf -M submission/inet")
+    for option in ("smtpd_milters=$mailward_submission_milters", "smtpd_delay_reject=no",
+                   "smtpd_sender_restrictions=reject_sender_login_mismatch,reject_non_fqdn_sender,"
+                   "check_sender_access,texthash:/etc/postfix/mailward-submission-sender-access"):
+        assert "-o " + option in master, (option, master)
+    warnings = host.run("postconf -n 2>&1 >/dev/null").stdout
+    assert warnings == "", warnings
+
+
+def test_from_check_runs_unprivileged(host):
+    pid = host.check_output("systemctl show -P MainPID mailward-fromcheck")
+    user = host.check_output("ps -o user= -p %s", pid).strip()
+    assert user == "mailward-fromcheck", user
+    account = host.user("mailward-fromcheck")
+    assert account.shell in ("/usr/sbin/nologin", "/sbin/nologin"), account.shell
+    assert "mailward-fromcheck" in host.user("postfix").groups, host.user("postfix").groups
+
+
+def test_submission_auth_rate_limit(host):
+    """From an address outside mynetworks (those are exempt): the AUTH past the limit is a 4xx.
+
+    The scenario sets submission_auth_rate_limit to 3 (the role's default is 30 a minute).
+    """
+    ip = host.check_output("ip -4 -o addr show scope global").split()[3].split("/")[0]
+    out = smtp_dialogue(host, SUBMISSION_CLIENT + """
+import base64
+token = base64.b64encode(b"\\0alice@example.test\\0molecule-alice-pw").decode()
+for attempt in range(4):
+    s = smtplib.SMTP(%r, 587, local_hostname="client.example.test", source_address=(%r, 0))
+    s.starttls(context=ctx); s.ehlo()
+    code, text = s.docmd("AUTH PLAIN " + token)
+    print("AUTH", code, text.decode())
+    s.close()
+""" % (ip, ip))
+    replies = [line.split(" ", 2)[1:] for line in out.splitlines() if line.startswith("AUTH ")]
+    assert replies[:3] == [["235", "2.7.0 Authentication successful"]] * 3, out
+    assert replies[3] == ["450", "4.7.1 Error: too many AUTH commands from %s" % ip], out
+    master = host.check_output("postconf -M submission/inet")
+    assert "-o smtpd_client_auth_rate_limit=3" in master, master
 
 
 def test_sasl_users_file_holds_only_hashes(host):
