@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Everything mailward needs on a fresh Debian 12 machine (run as root). Idempotent and quick
-# when nothing is missing.
+# when nothing is missing. Ends with a smoke test of podman: a network, a container on it, a
+# name resolved over it; a failure names the missing piece.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/containers/containers.conf}
 
-# Containers (podman with runc), the image builder, Python's venv, and the real Postfix/OpenDKIM/
-# OpenDMARC checkers that the RedHat-family render test feeds its configs to.
+# Containers (podman with runc; netavark needs iptables for every network, aardvark-dns answers
+# names on it), the image builder, Python's venv, and the real Postfix/OpenDKIM/OpenDMARC
+# checkers that the RedHat-family render test feeds its configs to.
 packages=(podman runc conmon netavark aardvark-dns iptables slirp4netns uidmap fuse-overlayfs debootstrap
           python3 python3-venv make git dnsutils openssl
           postfix opendkim opendkim-tools opendmarc)
@@ -28,5 +31,16 @@ if [[ ! -x .venv/bin/ansible-playbook ]] || ! cmp -s requirements.lock .venv/.re
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r requirements.lock
   cp requirements.lock .venv/.requirements.lock
+fi
+
+# The smoke test (scripts/podman-smoke.sh): a network, a container on it, a name resolved over
+# it. Tried again whenever one of its pieces or containers/containers.conf changes (the stamp
+# records their versions), or with SMOKE=1.
+stamp=.venv/.setup-smoke-ok
+state=$( { dpkg-query -W -f='${Package} ${Version} ${Status}\n' podman runc conmon netavark aardvark-dns iptables 2>&1 || true
+           cat "$CONTAINERS_CONF"; uname -r; } | sha256sum)
+if [[ "${SMOKE:-0}" == 1 || ! -f $stamp || "$(cat "$stamp")" != "$state" ]]; then
+  scripts/podman-smoke.sh
+  echo "$state" >"$stamp"
 fi
 echo "setup: ok"
