@@ -14,7 +14,7 @@ export ANSIBLE_STRATEGY := mitogen_linear
 export ANSIBLE_STRATEGY_PLUGINS := $(shell $(VENV)/python -c 'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__) + "/plugins/strategy")' 2>/dev/null || echo "mitogen-not-installed:run-make-mitogen")
 endif
 
-.PHONY: setup mitogen image demo demo-down test lint pytest molecule molecule-dns molecule-e2e molecule-audit bench bench-quick
+.PHONY: setup mitogen image demo demo-down audit test lint pytest molecule molecule-dns molecule-e2e molecule-audit bench bench-quick
 
 setup:            ## Debian packages + pinned Python tools in .venv
 	scripts/setup.sh
@@ -26,12 +26,15 @@ mitogen: setup    ## Opt-in: Mitogen in .venv (faster runs with MITOGEN=1; never
 image: setup      ## The Debian 12 systemd base image (built locally, once)
 	scripts/build-image.sh
 
-demo: image       ## Start the demo MX container and converge it with site.yml
+demo: image       ## The demo world: name server, MX converged by site.yml (records published by nsupdate), a sender
 	scripts/demo-up.sh
 	ansible-playbook -i inventory/demo site.yml
 
-demo-down:        ## Remove the demo container and network
+demo-down:        ## Remove everything make demo started: containers, network, build/demo (TSIG secret, keys)
 	scripts/demo-down.sh
+
+audit: setup      ## playbooks/audit.yml against the demo: DNS asked at its name server, SMTP probed from here
+	ansible-playbook -i inventory/demo playbooks/audit.yml
 
 test: image lint pytest molecule molecule-dns molecule-e2e molecule-audit  ## Every test
 	@echo "make test: all stages passed"

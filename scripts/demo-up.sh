@@ -1,18 +1,12 @@
 #!/usr/bin/env bash
-# Start the demo MX container (systemd as PID 1) on its own podman network.
+# make demo, first half: the demo world around the MX (scripts/demo-world.yml): the podman
+# network mailward-demo, the containers mailward-demo-ns (BIND 9), mailward-demo-mx and
+# mailward-demo-sender, the TSIG secret and partner.example's records. make demo then converges
+# the MX with site.yml, which publishes example.test into the name server.
 set -euo pipefail
-IMAGE=${MAILWARD_IMAGE:-localhost/mailward-debian12:latest}
-podman network exists mailward-demo || podman network create mailward-demo >/dev/null
-if ! podman container exists mailward-demo-mx; then
-  podman run -d --name mailward-demo-mx --hostname mx.example.test \
-    --network mailward-demo --network-alias mx.example.test "$IMAGE" >/dev/null
-fi
-podman start mailward-demo-mx >/dev/null
-# Wait for systemd to finish booting before Ansible talks to the container.
-for _ in $(seq 1 30); do
-  state=$(podman exec mailward-demo-mx systemctl is-system-running 2>/dev/null || true)
-  [[ "$state" == running || "$state" == degraded ]] && exit 0
-  sleep 1
-done
-echo "demo-up: systemd did not come up in mailward-demo-mx" >&2
-exit 1
+cd "$(dirname "$0")/.."
+# The same environment as make's, when run by hand.
+export PATH="$PWD/.venv/bin:$PATH"
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/containers/containers.conf}
+export ANSIBLE_CONFIG=${ANSIBLE_CONFIG:-$PWD/ansible.cfg}
+exec ansible-playbook -i inventory/demo scripts/demo-world.yml
