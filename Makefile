@@ -14,7 +14,7 @@ export ANSIBLE_STRATEGY := mitogen_linear
 export ANSIBLE_STRATEGY_PLUGINS := $(shell $(VENV)/python -c 'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__) + "/plugins/strategy")' 2>/dev/null || echo "mitogen-not-installed:run-make-mitogen")
 endif
 
-.PHONY: setup mitogen image demo demo-down audit test lint pytest molecule molecule-dns molecule-e2e molecule-audit bench bench-quick
+.PHONY: setup mitogen image demo demo-down audit demo-mail test lint pytest molecule molecule-dns molecule-e2e molecule-audit bench bench-quick
 
 setup:            ## Debian packages + pinned Python tools in .venv
 	scripts/setup.sh
@@ -35,6 +35,9 @@ demo-down:        ## Remove everything make demo started: containers, network, b
 
 audit: setup      ## playbooks/audit.yml against the demo: DNS asked at its name server, SMTP probed from here
 	ansible-playbook -i inventory/demo playbooks/audit.yml
+
+demo-mail: setup  ## The tour: a real message in (spf/dkim/dmarc pass), a signed one out, two forgeries refused
+	python scripts/demo-mail.py
 
 test: image lint pytest molecule molecule-dns molecule-e2e molecule-audit  ## Every test
 	@echo "make test: all stages passed"
