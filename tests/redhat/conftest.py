@@ -31,29 +31,45 @@ def ansible_env():
                 ANSIBLE_LIBRARY=str(ROOT / "tests/redhat/library"), ANSIBLE_FORCE_COLOR="0")
 
 
-def render(out_dir, el_major="9", postfix_version=None, distribution="Rocky", only=None):
-    """Render the roles' templates for <distribution> <el_major> into out_dir; return out_dir."""
+def render_command(out_dir, el_major="9", postfix_version=None, distribution="Rocky", only=None):
     extra = {"render_dir": str(out_dir), "el_major": el_major, "el_distribution": distribution,
              "postfix_mail_version": postfix_version or EL_POSTFIX[el_major],
              "ansible_python_interpreter": sys.executable}
     if only is not None:
         extra["render_only"] = only
-    rc, output = run([str(BIN / "ansible-playbook"), "-i", "localhost,", str(ROOT / "tests/redhat/render.yml"),
-                      "-e", json.dumps(extra)], env=ansible_env(), cwd=ROOT)
+    return [str(BIN / "ansible-playbook"), "-i", "localhost,", str(ROOT / "tests/redhat/render.yml"), "-e", json.dumps(extra)]
+
+
+def render(out_dir, el_major="9", postfix_version=None, distribution="Rocky", only=None):
+    """Render the roles' templates for <distribution> <el_major> into out_dir; return out_dir."""
+    rc, output = run(render_command(out_dir, el_major, postfix_version, distribution, only), env=ansible_env(), cwd=ROOT)
     assert rc == 0, output
     return Path(out_dir)
 
 
 @pytest.fixture(scope="session")
-def rendered(tmp_path_factory):
-    """Rocky Linux 9 (Postfix 3.5.25)."""
-    return render(tmp_path_factory.mktemp("el9"), "9")
+def renders(tmp_path_factory):
+    """Rocky Linux 9 (Postfix 3.5.25) and 10 (Postfix 3.8.5), rendered side by side."""
+    outs = {major: tmp_path_factory.mktemp("el" + major) for major in EL_POSTFIX}
+    procs = {major: subprocess.Popen(render_command(out, major), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env=ansible_env(), cwd=ROOT)
+             for major, out in outs.items()}
+    for major, proc in procs.items():
+        output = proc.communicate()[0]
+        assert proc.returncode == 0, output
+    return outs
 
 
 @pytest.fixture(scope="session")
-def rendered_el10(tmp_path_factory):
+def rendered(renders):
+    """Rocky Linux 9 (Postfix 3.5.25)."""
+    return renders["9"]
+
+
+@pytest.fixture(scope="session")
+def rendered_el10(renders):
     """Rocky Linux 10 (Postfix 3.8.5)."""
-    return render(tmp_path_factory.mktemp("el10"), "10")
+    return renders["10"]
 
 
 def decisions(rendered_dir):
