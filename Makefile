@@ -14,7 +14,7 @@ export ANSIBLE_STRATEGY := mitogen_linear
 export ANSIBLE_STRATEGY_PLUGINS := $(shell $(VENV)/python -c 'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__) + "/plugins/strategy")' 2>/dev/null || echo "mitogen-not-installed:run-make-mitogen")
 endif
 
-.PHONY: setup mitogen image demo demo-down audit demo-mail rehearse test lint pytest molecule molecule-dns molecule-e2e molecule-audit bench bench-quick
+.PHONY: setup mitogen image demo demo-down audit demo-mail rehearse checker-images el-checkers test lint pytest molecule molecule-dns molecule-e2e molecule-audit bench bench-quick
 
 setup:            ## Debian packages + pinned Python tools in .venv
 	scripts/setup.sh
@@ -42,8 +42,14 @@ demo-mail: setup  ## The tour: a real message in (spf/dkim/dmarc pass), a signed
 rehearse: setup   ## The README's commands on a brand-new Debian 12 (debootstrap) in a privileged container
 	scripts/rehearse.sh
 
-test: image lint pytest molecule molecule-dns molecule-e2e molecule-audit  ## Every test
+test: image checker-images lint pytest molecule molecule-dns molecule-e2e molecule-audit  ## Every test
 	@echo "make test: all stages passed"
+
+checker-images: setup  ## Debian 11/12 roots with the daemon versions EL 9/10 ship, for the EL checkers (built once)
+	scripts/build-checker-images.sh
+
+el-checkers: checker-images  ## The EL-rendered configs through those versions' own checkers (part of make pytest)
+	pytest -q tests/redhat
 
 lint: setup
 	yamllint --strict .
