@@ -3,13 +3,15 @@
 # machine: a debootstrapped bookworm (the default variant: every "required" and "important"
 # package, what a minimal installation holds, plus the installer's apt sources), started as a
 # privileged podman container with systemd as PID 1 and its own, empty container storage.
-# Nothing is added by hand: inside, as root,
+# Inside, as root, only what a new user types:
 #     apt-get update && apt-get install -y git make      (README: "a fresh machine has neither")
 #     git clone <this repository> mailward && cd mailward
-#     make demo && make audit && make demo-mail          (REHEARSE_STEPS, default "demo audit demo-mail")
-# except the site's TLS trust when this machine's network needs one (site_trust below).
-# so podman, runc, iptables, debootstrap, the virtualenv, the base image and the demo come from
-# the project's own scripts/setup.sh, build-image.sh and demo targets.
+#     make demo && make audit && make demo-mail && make test
+# REHEARSE_STEPS chooses the make targets: default "demo audit demo-mail test" (the two README
+# commands, and the demo's audit and tour; about 32 minutes here), "demo audit demo-mail" is the
+# quick one (about 8). Podman, runc, iptables, debootstrap, the virtualenv, the base image and
+# the demo all come from the project's own scripts. Nothing else is added by hand, except the
+# site's TLS trust when this machine's network needs one (site_trust below).
 # The clone is of this repository's HEAD (committed work only). Output: build/rehearsal/
 # (rehearse-<time>.log and last-result.txt). KEEP=1 keeps the machine for a look
 # (podman exec -it mailward-rehearsal bash); make rehearse removes it first anyway.
@@ -30,7 +32,7 @@ name=mailward-rehearsal
 network=mailward-rehearsal
 mirror=${MAILWARD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${MAILWARD_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
-steps=${REHEARSE_STEPS:-demo audit demo-mail}
+steps=${REHEARSE_STEPS:-demo audit demo-mail test}
 out=build/rehearsal
 mkdir -p "$out"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
