@@ -88,6 +88,13 @@ def test_bad_role_variable_fails_before_any_change(tmp_path):
     assert "postfix_milter_default_action" in out and "ignore" in out, out
 
 
+def test_policyd_spf_authentication_results_header_is_refused(tmp_path):
+    """An A-R prepended by policyd-spf would be dropped with every inbound A-R (message_drop_headers)."""
+    rc, out = run_validate(tmp_path, {"mail_domains": [GOOD_DOMAIN], "policyd_spf_header_type": "AR"})
+    assert rc != 0, out
+    assert "policyd_spf_header_type" in out and "AR" in out, out
+
+
 def test_domain_without_a_signing_selector_is_refused(tmp_path):
     rc, out = run_validate(tmp_path, {"mail_domains": [dict(GOOD_DOMAIN, dkim=[{"selector": "e1", "type": "ed25519"}])]})
     assert rc != 0, out
