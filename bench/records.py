@@ -20,10 +20,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "filter_plugins"))
+sys.path.insert(0, os.path.join(ROOT, "collections"))  # the collection mailward.mail, by package name
 
-from mailward_inventory import mail_domains_normalize, mail_domains_records  # noqa: E402
-from mailward_records import txt_chunks  # noqa: E402
+from ansible_collections.mailward.mail.plugins.module_utils.inventory import mail_domains_normalize, mail_domains_records  # noqa: E402
+from ansible_collections.mailward.mail.plugins.module_utils.records import txt_chunks  # noqa: E402
 
 
 def make_keys():

@@ -1,71 +1,7 @@
-"""Small pure helpers that shape inventory data for the roles' templates."""
+# -*- coding: utf-8 -*-
+"""Filters that shape inventory data for the roles: the logic is module_utils/roles.py."""
 
-from __future__ import annotations
-
-from ansible.errors import AnsibleFilterError
-
-
-def dkim_key_list(domains, keys_dir, host=None):
-    """Flatten normalized mail_domains into one item per DKIM key held by ``host``.
-
-    A selector with a ``hosts`` list belongs only to those inventory hosts (several MX hosts
-    serving one domain each sign with a selector of their own); one without belongs to every
-    host. ``host=None`` keeps every selector.
-
-    Each item: ``{domain, selector, type, bits, path, dns_name}`` where ``path`` is
-    ``<keys_dir>/<domain>/<selector>.private`` and ``dns_name`` is
-    ``<selector>._domainkey.<domain>`` (the KeyTable/SigningTable key).
-    """
-    items = []
-    for domain in domains or []:
-        name = domain["name"]
-        for sel in domain.get("dkim") or []:
-            if host is not None and sel.get("hosts") and host not in sel["hosts"]:
-                continue
-            key_type = sel.get("type", "rsa")
-            items.append({
-                "domain": name,
-                "selector": sel["selector"],
-                "type": key_type,
-                "bits": int(sel.get("bits") or 2048) if key_type == "rsa" else 0,
-                "path": "%s/%s/%s.private" % (keys_dir.rstrip("/"), name, sel["selector"]),
-                "dns_name": "%s._domainkey.%s" % (sel["selector"], name),
-            })
-    return items
-
-
-def milter_socket_for_postfix(socket):
-    """Translate a milter's own socket spec into Postfix's notation.
-
-    ``inet:8891@localhost`` -> ``inet:localhost:8891``; ``inet:8891`` -> ``inet:localhost:8891``;
-    ``local:/var/spool/postfix/x/y.sock`` -> ``unix:/x/y.sock`` (Postfix resolves it inside its
-    chroot); any other ``local:/path`` -> ``unix:/path``.
-    """
-    if not isinstance(socket, str) or ":" not in socket:
-        raise AnsibleFilterError("milter socket %r: expected inet:PORT@HOST or local:/path" % (socket,))
-    kind, rest = socket.split(":", 1)
-    if kind in ("inet", "inet6"):
-        port, _, host = rest.partition("@")
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise AnsibleFilterError("milter socket %r: port %r is not 1-65535" % (socket, port))
-        host = host or "localhost"
-        if kind == "inet6":
-            host = "[%s]" % host.strip("[]")
-        return "inet:%s:%s" % (host, port)
-    if kind in ("local", "unix"):
-        path = rest
-        if path.startswith("/var/spool/postfix/"):
-            path = path[len("/var/spool/postfix"):]
-        return "unix:" + path
-    raise AnsibleFilterError("milter socket %r: unknown type %r (use inet: or local:)" % (socket, kind))
-
-
-def milter_port(socket):
-    """The TCP port of an ``inet:PORT@HOST`` milter socket, or None for a unix socket."""
-    kind, _, rest = str(socket).partition(":")
-    if kind.startswith("inet"):
-        return int(rest.split("@")[0])
-    return None
+from ansible_collections.mailward.mail.plugins.module_utils.roles import dkim_key_list, milter_port, milter_socket_for_postfix
 
 
 class FilterModule:

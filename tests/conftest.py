@@ -1,6 +1,1 @@
-"""Make filter_plugins importable as plain modules in the unit tests."""
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "filter_plugins"))
+"""Shared by every test: the collection's code is imported by package name (pytest.ini pythonpath)."""

@@ -45,9 +45,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "filter_plugins"))
+sys.path.insert(0, str(ROOT / "collections"))  # the collection mailward.mail, by package name
 # The zone-file form of a TXT value (quoted strings of at most 255 bytes), as the dns role writes it.
-from mailward_records import txt_strings  # noqa: E402
+from ansible_collections.mailward.mail.plugins.module_utils.records import txt_strings  # noqa: E402
 PREFIX = "mailward-tput"
 NET = f"{PREFIX}-net"
 IMAGE = "localhost/mailward-tput-img:latest"

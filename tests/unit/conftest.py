@@ -1,19 +1,6 @@
-"""Make filter_plugins/ importable and provide real keys and certificates made in the test run.
-
-Ansible loads filter_plugins/ by path; the tests import the modules by name.
-"""
-import os
-import sys
-
+"""Real keys and certificates made in the test run (mw_testlib sits beside this file: pytest's rootdir-relative import)."""
 import pytest
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-FILTER_PLUGINS = os.path.abspath(os.path.join(HERE, "..", "..", "filter_plugins"))
-for path in (FILTER_PLUGINS, HERE):
-    if path not in sys.path:
-        sys.path.insert(0, path)
-
-from mw_testlib import self_signed  # noqa: E402  (needs the path above)
+from mw_testlib import self_signed
 
 
 def _rsa(bits):

@@ -6,8 +6,8 @@ import re
 import pytest
 from ansible.errors import AnsibleFilterError
 
-FILTER_PLUGINS = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                                              "..", "filter_plugins"))
+# The collections root that holds mailward.mail (a link to the repository): ANSIBLE_COLLECTIONS_PATH.
+COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "collections"))
 
 
 def refusal(function, *args, **kwargs):

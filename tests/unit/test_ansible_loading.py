@@ -1,10 +1,10 @@
-"""The filter plugins load through Ansible itself (not only by import), sibling import included."""
+"""The filter plugins load through Ansible itself (not only by import), from the collection, module_utils included."""
 import os
 import subprocess
 import sys
 import textwrap
 
-from mw_testlib import FILTER_PLUGINS
+from mw_testlib import COLLECTIONS
 
 
 PLAYBOOK = textwrap.dedent("""\
@@ -18,18 +18,18 @@ PLAYBOOK = textwrap.dedent("""\
       tasks:
         - name: records
           ansible.builtin.debug:
-            msg: "{{ mail_domains | mail_domains_normalize(inventory_hostname, 'mx.example.test')
-                     | mail_domains_records | map(attribute='value') | map('txt_strings') | list }}"
+            msg: "{{ mail_domains | mailward.mail.mail_domains_normalize(inventory_hostname, 'mx.example.test')
+                     | mailward.mail.mail_domains_records | map(attribute='value') | map('mailward.mail.txt_strings') | list }}"
         - name: refusal
           ansible.builtin.debug:
-            msg: "{{ {'all': 'pass'} | spf_record(domain='example.test') }}"
+            msg: "{{ {'all': 'pass'} | mailward.mail.spf_record(domain='example.test') }}"
           ignore_errors: true
     """)
 
 
 def test_filters_run_inside_ansible(tmp_path):
     (tmp_path / "play.yml").write_text(PLAYBOOK)
-    env = dict(os.environ, ANSIBLE_FILTER_PLUGINS=FILTER_PLUGINS, ANSIBLE_NOCOLOR="1",
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_HOME=str(tmp_path / "home"),
                ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     env.pop("ANSIBLE_CONFIG", None)  # the Makefile exports the repo's ansible.cfg

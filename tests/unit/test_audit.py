@@ -1,4 +1,4 @@
-"""Unit tests of the audit's pure logic (roles/audit/module_utils/mailward_audit.py).
+"""Unit tests of the audit's pure logic (plugins/module_utils/audit.py).
 
 DNS is a dict: ``{(name, type): answers}`` (or an rcode string for errors); names not in it are
 NXDOMAIN. The generated records come from the real ``mail_domains_normalize`` /
@@ -6,7 +6,6 @@ NXDOMAIN. The generated records come from the real ``mail_domains_normalize`` /
 """
 import base64
 import datetime
-import importlib.util
 import os
 
 import pytest
@@ -14,21 +13,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from mailward_inventory import mail_domains_normalize, mail_domains_records
-from mailward_records import dkim_record
+from ansible_collections.mailward.mail.plugins.module_utils.inventory import mail_domains_normalize, mail_domains_records
+from ansible_collections.mailward.mail.plugins.module_utils.records import dkim_record
 
-ROLE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "roles", "audit"))
-
-
-def _load(name, *parts):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROLE, *parts))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-audit = _load("mailward_audit_under_test", "module_utils", "mailward_audit.py")
-filters = _load("mailward_audit_filters_under_test", "filter_plugins", "mailward_audit_filters.py")
+from ansible_collections.mailward.mail.plugins.module_utils import audit
+from ansible_collections.mailward.mail.plugins.filter import mailward_audit as filters
 
 
 def fake_resolver(zone, log=None):
@@ -659,16 +648,13 @@ def test_relay_probe_filter_runs_the_foreign_probe_once():
 
 def test_merge_filter_refuses_a_key_a_host_does_not_hold():
     """The audit merges like the dns role: a host's key for another host's selector is an error."""
-    import types
-    from mailward_roles import dkim_key_list
     spec = [{"name": "example.test", "dkim": [{"selector": "s1", "type": "rsa", "hosts": ["mx1"]}]}]
     hostvars = {host: {"mail_domains_normalized": mail_domains_normalize(spec, host, host + ".example.test"),
                        "mail_hostname": host + ".example.test", "opendkim_public_keys": keys}
                 for host, keys in (("mx1", []), ("mx2", [{"domain": "example.test", "selector": "s1",
                                                           "type": "rsa", "public_key": "PEM"}]))}
-    environment = types.SimpleNamespace(filters={"dkim_key_list": dkim_key_list})
-    merged = filters.audit_merge_hosts(environment, ["mx1", "mx2"], hostvars)
+    merged = filters.audit_merge_hosts(["mx1", "mx2"], hostvars)
     assert "host mx2" in merged["error"] and "domain example.test selector s1" in merged["error"]
     assert merged["public_keys"] == []
-    merged = filters.audit_merge_hosts(environment, ["mx1"], hostvars)
+    merged = filters.audit_merge_hosts(["mx1"], hostvars)
     assert "error" not in merged and [d["name"] for d in merged["domains"]] == ["example.test"]

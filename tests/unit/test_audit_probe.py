@@ -3,19 +3,13 @@
 Checks what the module sends (never DATA, RSET after every RCPT, at most session_probes RCPTs
 per session, QUIT at the end) and that every reply is recorded.
 """
-import importlib.util
-import os
 import socket
 import socketserver
 import threading
 
 import pytest
 
-MODULE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "roles", "audit", "library",
-                                      "smtp_probe.py"))
-spec = importlib.util.spec_from_file_location("smtp_probe_under_test", MODULE)
-smtp_probe = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(smtp_probe)
+from ansible_collections.mailward.mail.plugins.modules import smtp_probe
 
 
 class Handler(socketserver.StreamRequestHandler):

@@ -1,21 +1,13 @@
 """The pure parts of bench/throughput/run.py: CPU accounting by name and the signed test message."""
 import base64
-import importlib.util
-import sys
-from pathlib import Path
 
 import dkim
 import pytest
 
-RUN = Path(__file__).resolve().parents[2] / "bench" / "throughput" / "run.py"
-
 
 @pytest.fixture(scope="module")
 def run():
-    spec = importlib.util.spec_from_file_location("tput_run", RUN)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tput_run"] = module
-    spec.loader.exec_module(module)
+    from bench.throughput import run as module
     return module
 
 

@@ -1,4 +1,4 @@
-"""roles/opendkim/library/dkim_keys.py run as Ansible runs it: a process with its arguments in a file.
+"""The dkim_keys module (plugins/modules/dkim_keys.py) run as Ansible runs it: a process with its arguments in a file.
 
 Real openssl, real files in a temporary directory; the owner and group are the test's own. The
 directories are root's when the tests run as root (the module's default); as another user the
@@ -16,7 +16,10 @@ import sys
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-MODULE = os.path.join(ROOT, "roles", "opendkim", "library", "dkim_keys.py")
+MODULE = "ansible_collections.mailward.mail.plugins.modules.dkim_keys"
+# The collection's package root, for `python -m MODULE` (module_utils imported as Ansible ships them).
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "collections")]
+                                                  + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
 OWNER = pwd.getpwuid(os.getuid()).pw_name
 GROUP = grp.getgrgid(os.getgid()).gr_name
 AS_ROOT = os.getuid() == 0
@@ -38,8 +41,8 @@ def run(tmp_path, keys, check_mode=False, max_files=None):
     if max_files:
         def limit():
             resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
-    proc = subprocess.run([sys.executable, MODULE, str(argfile)], capture_output=True, text=True,
-                          check=False, timeout=30, preexec_fn=limit)
+    proc = subprocess.run([sys.executable, "-m", MODULE, str(argfile)], capture_output=True, text=True,
+                          check=False, timeout=30, preexec_fn=limit, env=ENV)
     assert proc.stdout, proc.stderr
     return json.loads(proc.stdout)
 

@@ -5,7 +5,7 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from mailward_records import dkim_record
+from ansible_collections.mailward.mail.plugins.module_utils.records import dkim_record
 from mw_testlib import public_pem, refusal
 
 D = "example.test"

@@ -1,7 +1,7 @@
 """dmarc_record and dmarc_report_authorizations."""
 import pytest
 
-from mailward_records import DMARC_TAG_ORDER, dmarc_record, dmarc_report_authorizations
+from ansible_collections.mailward.mail.plugins.module_utils.records import DMARC_TAG_ORDER, dmarc_record, dmarc_report_authorizations
 from mw_testlib import refusal
 
 D = "example.test"

@@ -1,5 +1,5 @@
 """Issue 13 item 9 through Ansible itself: the dns role's dns_publish action and the audit's merge
-filter take a host's DKIM keys only for the selectors that host holds (dkim_key_list, found by name).
+filter take a host's DKIM keys only for the selectors that host holds (dkim_key_list).
 
 Two local hosts: selector s1 is held by mx1 only, s2 by mx2 only, ``all`` by both. Runs the dns
 role (zonefile backend, in tmp_path) and the audit_merge_hosts filter with ansible-playbook.
@@ -11,7 +11,7 @@ import sys
 import textwrap
 
 import pytest
-from mw_testlib import FILTER_PLUGINS, public_pem
+from mw_testlib import COLLECTIONS, public_pem
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
@@ -20,7 +20,7 @@ PLAYBOOK = textwrap.dedent("""\
       hosts: mail
       gather_facts: false
       roles:
-        - role: dns
+        - role: mailward.mail.dns
     """)
 
 AUDIT_PLAYBOOK = textwrap.dedent("""\
@@ -30,10 +30,10 @@ AUDIT_PLAYBOOK = textwrap.dedent("""\
       tasks:
         - name: Normalize as the audit's prepare step does
           ansible.builtin.set_fact:
-            mail_domains_normalized: "{{ mail_domains | mail_domains_normalize(inventory_hostname, mail_hostname) }}"
+            mail_domains_normalized: "{{ mail_domains | mailward.mail.mail_domains_normalize(inventory_hostname, mail_hostname) }}"
         - name: Merge
           ansible.builtin.copy:
-            content: "{{ ansible_play_hosts | audit_merge_hosts(hostvars) | to_json }}"
+            content: "{{ ansible_play_hosts | mailward.mail.audit_merge_hosts(hostvars) | to_json }}"
             dest: "{{ out_dir }}/merged.json"
             mode: "0644"
           run_once: true
@@ -65,9 +65,7 @@ def _play(tmp_path, playbook, inventory, limit=None):
     (tmp_path / "play.yml").write_text(playbook)
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
                ANSIBLE_HOME=str(tmp_path / "home"), ANSIBLE_STDOUT_CALLBACK="default",
-               ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_ROLES_PATH=os.path.join(ROOT, "roles"),
-               ANSIBLE_FILTER_PLUGINS=":".join([FILTER_PLUGINS, os.path.join(ROOT, "roles", "audit",
-                                                                             "filter_plugins")]))
+               ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_COLLECTIONS_PATH=COLLECTIONS)
     env.pop("ANSIBLE_CONFIG", None)
     argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory, "play.yml"]
     if limit:

@@ -1,7 +1,4 @@
-"""Unit tests for the diff logic of roles/dns/library/dns_nsupdate.py (no server needed)."""
-
-import importlib.util
-import os
+"""Unit tests for the diff logic of plugins/modules/dns_nsupdate.py (no server needed)."""
 
 import dns.name
 import dns.rdataclass
@@ -9,11 +6,7 @@ import dns.rdataset
 import dns.rdatatype
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-_spec = importlib.util.spec_from_file_location("_dns_nsupdate_under_test",
-                                               os.path.join(ROOT, "roles/dns/library/dns_nsupdate.py"))
-mod = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mod)
+from ansible_collections.mailward.mail.plugins.modules import dns_nsupdate as mod
 
 APEX = dns.name.from_text("example.test.")
 TXT = dns.rdatatype.TXT

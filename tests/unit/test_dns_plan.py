@@ -1,28 +1,16 @@
-"""Unit tests for roles/dns/filter_plugins/mailward_dns.py (merge, selection, zones, fragments)."""
+"""Unit tests for plugins/module_utils/dns_plan.py (merge, selection, zones, fragments)."""
 
-import importlib.util
-import os
 import types
 
 import dns.rdatatype
 import dns.zone
 import pytest
 from ansible.errors import AnsibleFilterError
-from mailward_roles import dkim_key_list as key_list
+from ansible_collections.mailward.mail.plugins.module_utils.roles import dkim_key_list as key_list
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-
-
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-plan = _load("roles/dns/filter_plugins/mailward_dns.py", "_mailward_dns_under_test")
-inventory = _load("filter_plugins/mailward_inventory.py", "_mailward_inventory_for_dns_tests")
-records_mod = _load("filter_plugins/mailward_records.py", "_mailward_records_for_dns_tests")
+from ansible_collections.mailward.mail.plugins.module_utils import dns_plan as plan
+from ansible_collections.mailward.mail.plugins.module_utils import inventory
+from ansible_collections.mailward.mail.plugins.module_utils import records as records_mod
 
 
 def _pub(key):
@@ -177,16 +165,15 @@ def test_merge_needs_the_key_list_filter(rsa_pem):
         plan.dns_merge_hosts(["mx1"], _hostvars(rsa_pem))  # pylint: disable=no-value-for-parameter
 
 
-def test_merge_filter_finds_dkim_key_list_in_the_template_environment(rsa_pem, other_rsa_pem):
-    """The Jinja filter (pass_environment) resolves dkim_key_list by name, as a template would."""
-    environment = types.SimpleNamespace(filters={"dkim_key_list": key_list})
-    merged = plan.dns_merge_hosts_filter(environment, ["mx1", "mx2"], _hostvars(rsa_pem))
+def test_merge_filter_assigns_selectors_with_dkim_key_list(rsa_pem, other_rsa_pem):
+    """The dns_merge_hosts filter takes each host's keys only for the selectors dkim_key_list gives it."""
+    from ansible_collections.mailward.mail.plugins.filter.mailward_dns import FilterModule
+    merge = FilterModule().filters()["dns_merge_hosts"]
+    merged = merge(["mx1", "mx2"], _hostvars(rsa_pem))
     assert len(merged["public_keys"]) == 1
     hostvars = _split_hostvars([], [("s1", other_rsa_pem)])
     with pytest.raises(AnsibleFilterError, match="host mx2.*selector s1"):
-        plan.dns_merge_hosts_filter(environment, ["mx2"], hostvars)
-    with pytest.raises(AnsibleFilterError, match="dkim_key_list"):
-        plan.dns_merge_hosts_filter(types.SimpleNamespace(filters={}), ["mx1"], _hostvars(rsa_pem))
+        merge(["mx2"], hostvars)
 
 
 def test_select_maps_manage_types_to_kinds():

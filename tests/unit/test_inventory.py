@@ -5,8 +5,8 @@ import re
 import dns.rdata
 import pytest
 
-from mailward_inventory import mail_domains_normalize, mail_domains_records
-from mailward_records import (dkim_record, dmarc_record, mta_sts_policy, mta_sts_policy_id,
+from ansible_collections.mailward.mail.plugins.module_utils.inventory import mail_domains_normalize, mail_domains_records
+from ansible_collections.mailward.mail.plugins.module_utils.records import (dkim_record, dmarc_record, mta_sts_policy, mta_sts_policy_id,
                               spf_record, tlsa_record, tlsrpt_record, txt_chunks, txt_strings)
 from mw_testlib import public_pem, refusal
 
@@ -317,7 +317,7 @@ def test_values_with_line_breaks_stay_on_their_problem_line():
 
 
 def test_dkim_selector_hosts_kept_and_checked():
-    from mailward_inventory import mail_domains_normalize as normalize
+    from ansible_collections.mailward.mail.plugins.module_utils.inventory import mail_domains_normalize as normalize
     out = normalize([{"name": "example.com", "dkim": [
         {"selector": "mx1", "hosts": ["mx1.example.com"]}, {"selector": "mx2", "hosts": "mx2.example.com"}]}],
         "mx1.example.com", "mx1.example.com")

@@ -3,7 +3,7 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from mailward_roles import dkim_key_list, milter_port, milter_socket_for_postfix
+from ansible_collections.mailward.mail.plugins.module_utils.roles import dkim_key_list, milter_port, milter_socket_for_postfix
 
 
 def test_dkim_key_list_one_item_per_selector():

@@ -1,7 +1,7 @@
 """spf_record: valid records, term order, IP forms, the 10-lookup boundary and every refusal."""
 import pytest
 
-from mailward_records import spf_record
+from ansible_collections.mailward.mail.plugins.module_utils.records import spf_record
 from mw_testlib import refusal
 
 D = "example.test"

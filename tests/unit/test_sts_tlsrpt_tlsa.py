@@ -6,7 +6,7 @@ import ssl
 import dns.rdata
 import pytest
 
-from mailward_records import (mta_sts_policy, mta_sts_policy_id, mta_sts_record, tlsa_record,
+from ansible_collections.mailward.mail.plugins.module_utils.records import (mta_sts_policy, mta_sts_policy_id, mta_sts_record, tlsa_record,
                               tlsrpt_record)
 from mw_testlib import public_pem, refusal, spki_from_certificate_der
 

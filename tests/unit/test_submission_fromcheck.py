@@ -1,23 +1,14 @@
-"""The decision logic of mailward-fromcheck, the submission milter (roles/submission/files/).
+"""The decision logic of mailward-fromcheck, the submission milter (plugins/module_utils/fromcheck.py).
 
-The milter ships as one file that the submission role copies to the host; its pure functions
-(parse the From header, read the sender/login map, decide) are imported here by module name.
+The milter ships as one file that the submission role copies to the host (roles/submission/files/
+links to it); its pure functions (parse the From header, read the sender/login map, decide) are
+imported here from the collection.
 pymilter is not needed for that: the milter imports it only when it runs.
 """
 
-import sys
-from pathlib import Path
-
 import pytest
 
-# The role's files/ directory holds a deployable script, not a package: it is put on sys.path
-# here (this file only; tests/unit/conftest.py is shared) so that the test imports the very file
-# the role installs.
-ROLE_FILES = Path(__file__).resolve().parents[2] / "roles" / "submission" / "files"
-if str(ROLE_FILES) not in sys.path:
-    sys.path.insert(0, str(ROLE_FILES))
-
-import mailward_fromcheck as fc  # noqa: E402  (needs the path above)
+from ansible_collections.mailward.mail.plugins.module_utils import fromcheck as fc
 
 # What roles/submission/templates/sender-logins.j2 writes for the molecule default scenario.
 MAP_TEXT = """\

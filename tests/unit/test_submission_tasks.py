@@ -13,6 +13,7 @@ import sys
 
 import pytest
 import yaml
+from mw_testlib import COLLECTIONS
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 ROLE = os.path.join(ROOT, "roles", "submission")
@@ -54,7 +55,7 @@ def play(tmp_path, users, check=False):
     }]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(playbook))
     (tmp_path / "users.json").write_text(json.dumps({"submission_users": users}))
-    env = dict(os.environ, ANSIBLE_FILTER_PLUGINS=os.path.join(ROLE, "filter_plugins"),
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
                ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
                ANSIBLE_HOME=str(tmp_path / "home"), ANSIBLE_STDOUT_CALLBACK="json")
     env.pop("ANSIBLE_CONFIG", None)

@@ -1,12 +1,10 @@
-"""Unit tests for roles/submission/filter_plugins/mailward_submission.py (Dovecot users file).
+"""Unit tests for plugins/module_utils/submission.py (Dovecot users file).
 
 The salt of every SASL hash is random (the same login and password hash differently on every
 install); a re-run keeps the stored hash while it still verifies the password.
 """
 
 import hashlib
-import importlib.util
-import os
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -14,17 +12,7 @@ from ansible.parsing.vault import VaultLib, VaultSecret
 from ansible.parsing.yaml.objects import AnsibleVaultEncryptedUnicode
 from passlib.hash import sha512_crypt
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-
-
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sub = _load("roles/submission/filter_plugins/mailward_submission.py", "_mailward_submission_under_test")
+from ansible_collections.mailward.mail.plugins.module_utils import submission as sub
 lines_for = sub.submission_users_lines
 
 ALICE = {"name": "Alice@Example.test", "password": "alice-pw", "senders": ["sales@example.test"]}
@@ -137,4 +125,5 @@ def test_bad_users_are_refused_without_showing_a_password(users):
 
 
 def test_the_filter_is_registered():
-    assert sub.FilterModule().filters()["submission_users_lines"] is lines_for
+    from ansible_collections.mailward.mail.plugins.filter.mailward_submission import FilterModule
+    assert FilterModule().filters()["submission_users_lines"] is lines_for

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailward_records import txt_chunks, txt_strings
+from ansible_collections.mailward.mail.plugins.module_utils.records import txt_chunks, txt_strings
 from mw_testlib import parse_txt_presentation, refusal
 
 

@@ -7,8 +7,8 @@ import ipaddress
 
 import pytest
 
-from mailward_inventory import mail_domains_records
-from mailward_records import ip_address_strict, ip_network_strict, spf_record
+from ansible_collections.mailward.mail.plugins.module_utils.inventory import mail_domains_records
+from ansible_collections.mailward.mail.plugins.module_utils.records import ip_address_strict, ip_network_strict, spf_record
 from mw_testlib import refusal
 
 SCOPED = ["fe80::1%eth0", "fe80::1%\nevil. IN A 192.0.2.66", "2001:db8::1%1", "fe80::1%"]

@@ -6,8 +6,8 @@ long, naming the variable that produces it.
 """
 import pytest
 
-from mailward_inventory import mail_domains_normalize, mail_domains_records
-from mailward_records import name_problem
+from ansible_collections.mailward.mail.plugins.module_utils.inventory import mail_domains_normalize, mail_domains_records
+from ansible_collections.mailward.mail.plugins.module_utils.records import name_problem
 from mw_testlib import refusal
 
 HOST, MX = "mail1", "mx.example.test"

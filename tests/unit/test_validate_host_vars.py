@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from mailward_inventory import mail_domains_normalize
+from ansible_collections.mailward.mail.plugins.module_utils.inventory import mail_domains_normalize
 from mw_testlib import refusal
 
 HOST, MX = "mail1", "mx.example.test"

@@ -8,7 +8,7 @@ import pytest
 from ansible.parsing.vault import VaultLib, VaultSecret
 from ansible.parsing.yaml.objects import AnsibleVaultEncryptedUnicode
 
-from mailward_inventory import mail_domains_normalize
+from ansible_collections.mailward.mail.plugins.module_utils.inventory import mail_domains_normalize
 from mw_testlib import refusal
 
 HOST, MX = "mail1", "mx.example.test"

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 
 import dns.message
 import dns.name
@@ -25,10 +24,9 @@ import dns.zone
 import pytest
 import yaml
 
-sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "filter_plugins"))
-
-from mailward_inventory import mail_domains_normalize, mail_domains_records  # noqa: E402
-from mailward_records import dkim_record, mta_sts_policy, mta_sts_policy_id  # noqa: E402
+# The collection by package name: pytest.ini (repository root) puts collections/ on sys.path.
+from ansible_collections.mailward.mail.plugins.module_utils.inventory import mail_domains_normalize, mail_domains_records
+from ansible_collections.mailward.mail.plugins.module_utils.records import dkim_record, mta_sts_policy, mta_sts_policy_id
 
 testinfra_hosts = ["podman://mailward-dns-ns"]
 

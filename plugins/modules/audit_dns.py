@@ -12,7 +12,7 @@ short_description: Compare published DNS records with what mailward generates, a
 description:
   - Runs on the controller (dnspython). The expected records come from the mail_domains_records
     filter (the same function the dns role publishes with); this module only asks the resolver
-    and hands the answers to the pure checks of module_utils/mailward_audit.py.
+    and hands the answers to the pure checks of module_utils/audit.py.
   - Read-only; every answer is cached for the run, so a name asked twice costs one query.
 options:
   records: {description: mail_domains_records output (name, type, value, kind, domain)., type: list, elements: dict, required: true}
@@ -49,7 +49,7 @@ import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.mailward_audit import SPF_DEADLINE, dns_checks
+from ansible_collections.mailward.mail.plugins.module_utils.audit import SPF_DEADLINE, dns_checks
 
 try:
     import dns.exception
@@ -73,7 +73,7 @@ def _format(rdata):
 
 
 def make_resolver(server, port, timeout):
-    """A cached resolver callable (see module_utils/mailward_audit.py) and its cache."""
+    """A cached resolver callable (see module_utils/audit.py) and its cache."""
     resolver = dns.resolver.Resolver(configure=not server)
     if server:
         try:

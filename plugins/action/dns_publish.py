@@ -15,13 +15,12 @@ Runs on the controller, once per play (the task is ``run_once`` and delegated to
 
 Why an action plugin: the data of a thousand domains passed through Jinja set_fact/module
 arguments is turned into text and parsed back at every step (seconds per step); here it stays
-Python objects, and each module gets it as one JSON document. The record filters are the
-project's own (looked up by name, as a template would), so nothing is computed twice.
+Python objects, and each module gets it as one JSON document. The record logic is imported
+from the collection's module_utils, the one home of the filters too, so nothing is computed twice.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
@@ -29,18 +28,10 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 
-
-def _load_plan():
-    """The role's pure helpers (filter_plugins/mailward_dns.py next to this directory)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "filter_plugins",
-                        "mailward_dns.py")
-    spec = importlib.util.spec_from_file_location("_mailward_dns_plan", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-plan = _load_plan()
+from ansible_collections.mailward.mail.plugins.module_utils import dns_plan as plan
+from ansible_collections.mailward.mail.plugins.module_utils.inventory import mail_domains_normalize, mail_domains_records
+from ansible_collections.mailward.mail.plugins.module_utils.records import mta_sts_policy, txt_chunks, txt_strings
+from ansible_collections.mailward.mail.plugins.module_utils.roles import dkim_key_list
 
 HOST_VARS = ("mail_domains_normalized", "mail_domains", "mail_hostname", "opendkim_public_keys",
              "mail_public_ipv4", "mail_public_ipv6", "dns_tlsa_cert_pem")
@@ -71,19 +62,10 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 
-    def _filter(self, name):
-        """A Jinja filter function by name, resolved as a template would resolve it."""
-        try:
-            return self._templar.environment.filters[name]
-        except Exception as exc:  # TemplateSyntaxError when the plugin is not on the path
-            raise AnsibleError("dns role: the filter %s is not available (%s); filter_plugins/ of mailward must be "
-                               "on the filter plugin path (ansible.cfg filter_plugins)" % (name, to_native(exc)))
-
     def _host_data(self, task_vars):
         """{host: {var: value}} for every host of the play, values templated."""
         hostvars = task_vars["hostvars"]
         hosts = list(task_vars.get("ansible_play_hosts") or [task_vars["inventory_hostname"]])
-        normalize = None
         data = {}
         for host in hosts:
             host_vars = hostvars[host]
@@ -94,8 +76,7 @@ class ActionModule(ActionBase):
                 except AnsibleError as exc:
                     raise AnsibleError("host %s: %s: %s" % (host, var, to_native(exc)))
             if values["mail_domains_normalized"] is None:
-                normalize = normalize or self._filter("mail_domains_normalize")
-                values["mail_domains_normalized"] = normalize(values["mail_domains"] or [], host,
+                values["mail_domains_normalized"] = mail_domains_normalize(values["mail_domains"] or [], host,
                                                               values["mail_hostname"] or host)
             data[host] = values
         return hosts, data
@@ -111,16 +92,15 @@ class ActionModule(ActionBase):
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         try:
             hosts, data = self._host_data(task_vars)
-            merged = plan.dns_merge_hosts(hosts, data, self._filter("dkim_key_list"))
-            records = self._filter("mail_domains_records")(merged["domains"], public_keys=merged["public_keys"],
-                                                          mx_hosts=merged["mx_hosts"])
+            merged = plan.dns_merge_hosts(hosts, data, dkim_key_list)
+            records = mail_domains_records(merged["domains"], public_keys=merged["public_keys"],
+                                           mx_hosts=merged["mx_hosts"])
             records = plan.dns_select(records, args["manage_types"])
             policies = {}
             if args["mta_sts_policy_dir"] and "MTA_STS" in args["manage_types"]:
-                policy = self._filter("mta_sts_policy")
                 for domain in merged["domains"]:
                     if domain.get("mta_sts"):
-                        policies[domain["name"] + ".mta-sts.txt"] = policy(
+                        policies[domain["name"] + ".mta-sts.txt"] = mta_sts_policy(
                             domain["mta_sts"]["mode"], [mx["host"] for mx in domain["mx"]],
                             domain["mta_sts"]["max_age"], domain=domain["name"])
         except AnsibleError as exc:  # AnsibleFilterError included: the filters' messages name host/domain
@@ -132,14 +112,12 @@ class ActionModule(ActionBase):
                       diff=[])
         steps = []
         if args["backend"] == "zonefile":
-            txt_strings = self._filter("txt_strings")
             texts = [txt_strings(r["value"]) if r["type"] == "TXT" else None for r in records]
             placed = plan.dns_zone_records(records, names, args["ttl"], texts=texts, guess=True)["records"]
             files = plan.dns_zone_fragments(placed, args["header"], names)
             result["zones"] = len(files)
-            steps.append(("dns_files", {"path": args["zonefile_dir"], "files": files}))
+            steps.append(("mailward.mail.dns_files", {"path": args["zonefile_dir"], "files": files}))
         else:
-            txt_chunks = self._filter("txt_chunks")
             chunks = [txt_chunks(r["value"]) if r["type"] == "TXT" else None for r in records]
             try:
                 zones = plan.dns_zones(names, args["zone"])
@@ -152,7 +130,7 @@ class ActionModule(ActionBase):
                     "not in any zone this play updates, publish them where those zones are served: %s"
                     % ", ".join("%s %s %s" % (r["name"], r["type"], r["value"]) for r in placed["outside"]))
             result["outside"] = [r["name"] for r in placed["outside"]]
-            steps.append(("dns_nsupdate", {
+            steps.append(("mailward.mail.dns_nsupdate", {
                 "records_json": json.dumps([{k: r[k] for k in ("zone", "name", "type", "value", "ttl", "strings")
                                              if k in r} for r in placed["records"]]),
                 "server": args["server"], "port": args["port"], "read": args["read"],
@@ -164,7 +142,7 @@ class ActionModule(ActionBase):
                     os.path.abspath(args["zonefile_dir"]):
                 steps[0][1]["files"].update(policies)
             else:
-                steps.append(("dns_files", {"path": args["mta_sts_policy_dir"], "files": policies}))
+                steps.append(("mailward.mail.dns_files", {"path": args["mta_sts_policy_dir"], "files": policies}))
 
         for name, module_args in steps:
             out = self._module(name, module_args, task_vars)

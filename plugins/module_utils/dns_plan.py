@@ -1,18 +1,17 @@
 # -*- coding: utf-8 -*-
 """dns role helpers: pure functions that merge the mail hosts' data and arrange records.
 
-Used by the role's dns_publish action plugin (which loads this file by path) and by the audit
-role, and available as filters. Unit tests: tests/unit/test_dns_plan.py.
+Used by the dns_publish action plugin and the audit, and available as filters
+(filter_plugins/mailward_dns.py). Unit tests: tests/unit/test_dns_plan.py.
 
-The records themselves come from ``mail_domains_records`` (filter_plugins/mailward_inventory.py);
+The records themselves come from ``mail_domains_records`` (module_utils/inventory.py);
 nothing here computes a record value. These helpers only decide which records to publish
 (``dns_manage_types``), in which zone each one goes, and how a zone fragment is laid out.
 """
 
 from collections.abc import Mapping
 
-from ansible.errors import AnsibleFilterError
-from jinja2 import pass_environment
+from ansible_collections.mailward.mail.plugins.module_utils.errors import MailwardError
 
 # dns_manage_types -> the `kind` values of mail_domains_records.
 MANAGE_TYPES = {
@@ -71,7 +70,7 @@ def dns_merge_hosts(hosts, hostvars, key_list):
     host's order), keys de-duplicated by (domain, selector), ``mx_hosts`` for
     ``mail_domains_records(mx_hosts=)``, ``notes``: what will not be published and why.
 
-    Raises one AnsibleFilterError listing every conflict, one per line, each naming both hosts:
+    Raises one MailwardError listing every conflict, one per line, each naming both hosts:
     a domain described differently, different public keys for one domain and selector, or
     different addresses/certificates for one MX host name; and every key a host must not have.
     """
@@ -82,7 +81,7 @@ def dns_merge_hosts(hosts, hostvars, key_list):
     for host in hosts:
         normalized = _host_value(hostvars, host, "mail_domains_normalized")
         if normalized is None:
-            raise AnsibleFilterError("host %s: mail_domains_normalized is not set; run the validate role "
+            raise MailwardError("host %s: mail_domains_normalized is not set; run the validate role "
                                      "first (playbooks/dns.yml does)" % host)
         for domain in normalized:
             name = domain["name"]
@@ -130,7 +129,7 @@ def dns_merge_hosts(hosts, hostvars, key_list):
             problems.append("mx host %s: hosts %s and %s both use it as mail_hostname with different %s"
                             % (mx_name, mx_owner[mx_name][0], host, ", ".join(differ)))
     if problems:
-        raise AnsibleFilterError("\n".join(problems))
+        raise MailwardError("\n".join(problems))
 
     for domain in domains:
         for sel in domain.get("dkim") or []:
@@ -150,29 +149,18 @@ def dns_merge_hosts(hosts, hostvars, key_list):
     return {"domains": domains, "public_keys": keys, "mx_hosts": mx_hosts, "notes": notes}
 
 
-@pass_environment
-def dns_merge_hosts_filter(environment, hosts, hostvars):
-    """The ``dns_merge_hosts`` filter: ``key_list`` is ``dkim_key_list``, found by name as a template would."""
-    try:
-        key_list = environment.filters["dkim_key_list"]
-    except Exception as exc:  # KeyError, or Ansible's error when the plugin cannot be found
-        raise AnsibleFilterError("dns_merge_hosts: the filter dkim_key_list is not available (%s); "
-                                 "filter_plugins/ of mailward must be on the filter plugin path" % exc)
-    return dns_merge_hosts(hosts, hostvars, key_list)
-
-
 def dns_select(records, manage_types):
     """The records whose kind is managed (``dns_manage_types``), order kept."""
     unknown = [t for t in manage_types if t not in MANAGE_TYPES]
     if unknown:
-        raise AnsibleFilterError("dns_manage_types: unknown %s (allowed: %s)"
+        raise MailwardError("dns_manage_types: unknown %s (allowed: %s)"
                                  % (", ".join(unknown), ", ".join(MANAGE_TYPES)))
     kinds = {kind for t in manage_types for kind in MANAGE_TYPES[t]}
     out = []
     for record in records:
         kind = record.get("kind")
         if kind not in KIND_TO_TYPE:
-            raise AnsibleFilterError("record %s %s: unknown kind %r; the dns role does not know this "
+            raise MailwardError("record %s %s: unknown kind %r; the dns role does not know this "
                                      "record family yet" % (record.get("name"), record.get("type"), kind))
         if kind in kinds:
             out.append(record)
@@ -224,13 +212,13 @@ def dns_zones(domains, mapping="auto"):
     if mapping in (None, "", "auto"):
         mapping = {}
     if not isinstance(mapping, Mapping):
-        raise AnsibleFilterError("dns_nsupdate_zone: must be 'auto' or a mapping domain -> zone")
+        raise MailwardError("dns_nsupdate_zone: must be 'auto' or a mapping domain -> zone")
     zones = set()
     for domain in domains:
         name = domain["name"] if isinstance(domain, Mapping) else domain
         zone = _fqdn(mapping.get(name, name))
         if zone_of(name, [zone]) is None:
-            raise AnsibleFilterError("dns_nsupdate_zone: %s is mapped to zone %s, which does not contain it"
+            raise MailwardError("dns_nsupdate_zone: %s is mapped to zone %s, which does not contain it"
                                      % (name, zone))
         zones.add(zone)
     for zone in mapping.values():
@@ -250,7 +238,7 @@ def dns_zone_records(records, zones, ttl, chunks=None, texts=None, guess=False):
     zones = {_fqdn(z) for z in zones}
     for extra, what in ((chunks, "chunks"), (texts, "texts")):
         if extra is not None and len(extra) != len(records):
-            raise AnsibleFilterError("dns_zone_records: %s must be parallel to records" % what)
+            raise MailwardError("dns_zone_records: %s must be parallel to records" % what)
     out, outside = [], []
     for index, record in enumerate(records):
         item = dict(record)
@@ -296,7 +284,7 @@ def dns_zone_fragments(records, header, domains=()):
         for record in items:
             if record["type"] == "TXT":
                 if "text" not in record:
-                    raise AnsibleFilterError("dns_zone_fragments: TXT %s has no text (pass texts= to "
+                    raise MailwardError("dns_zone_fragments: TXT %s has no text (pass texts= to "
                                              "dns_zone_records)" % record["name"])
                 text = record["text"]
             else:
@@ -304,16 +292,3 @@ def dns_zone_fragments(records, header, domains=()):
             lines.append("%-*s %6d IN %-5s %s" % (width, record["name"], int(record["ttl"]), record["type"], text))
         files["%s.zone" % zone] = "\n".join(lines) + "\n"
     return files
-
-
-class FilterModule:
-    """dns role filters."""
-
-    def filters(self):
-        return {
-            "dns_merge_hosts": dns_merge_hosts_filter,
-            "dns_select": dns_select,
-            "dns_zones": dns_zones,
-            "dns_zone_records": dns_zone_records,
-            "dns_zone_fragments": dns_zone_fragments,
-        }

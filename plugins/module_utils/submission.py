@@ -14,7 +14,7 @@ Unit tests: tests/unit/test_submission_users.py (the filter), tests/unit/test_su
 import hashlib
 from collections.abc import Mapping
 
-from ansible.errors import AnsibleFilterError
+from ansible_collections.mailward.mail.plugins.module_utils.errors import MailwardError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.encrypt import do_encrypt
 
@@ -58,7 +58,7 @@ def _still_good(password, crypt_hash, login):
     if not crypt_hash.startswith("$6$") or _salt(crypt_hash) == _login_salt(login):
         return False
     if sha512_crypt is None:
-        raise AnsibleFilterError("submission_users_lines: passlib is needed on the controller")
+        raise MailwardError("submission_users_lines: passlib is needed on the controller")
     try:
         return sha512_crypt.verify(password, crypt_hash)
     except (ValueError, TypeError):
@@ -69,15 +69,15 @@ def submission_users_lines(users, current_content=""):
     """The lines of the users file for ``users``; ``current_content`` is the file now on the host
     (empty or None when there is none). Never puts a password in an error message."""
     if not isinstance(users, (list, tuple)):
-        raise AnsibleFilterError("submission_users must be a list of {name, password} dicts")
+        raise MailwardError("submission_users must be a list of {name, password} dicts")
     stored = _stored_hashes(current_content)
     lines = []
     for number, user in enumerate(users, 1):
         if not isinstance(user, Mapping) or not user.get("name"):
-            raise AnsibleFilterError("submission_users: item %d has no name" % number)
+            raise MailwardError("submission_users: item %d has no name" % number)
         login = to_text(user["name"]).lower()
         if user.get("password") is None:
-            raise AnsibleFilterError("submission_users: %s has no password" % login)
+            raise MailwardError("submission_users: %s has no password" % login)
         # to_text also decrypts an inline-vaulted password (AnsibleVaultEncryptedUnicode).
         password = to_text(user["password"])
         crypt_hash = stored.get(login)
@@ -87,8 +87,3 @@ def submission_users_lines(users, current_content=""):
             crypt_hash = do_encrypt(password, "sha512_crypt")
         lines.append("%s:%s%s::::::" % (login, SCHEME, crypt_hash))
     return lines
-
-
-class FilterModule(object):
-    def filters(self):
-        return {"submission_users_lines": submission_users_lines}

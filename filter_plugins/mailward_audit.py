@@ -1,53 +1,28 @@
 # -*- coding: utf-8 -*-
-"""audit role filters: thin Jinja2 wrappers around roles/audit/module_utils/mailward_audit.py.
+"""audit role filters: thin Jinja2 wrappers around module_utils/audit.py.
 
-The pure logic lives in module_utils (so the audit_dns module and these filters share it); this
-file loads it by path (Ansible does not put a role's module_utils on sys.path for filters). The
-hosts' data are merged with the dns role's own ``dns_merge_hosts`` (roles/dns/filter_plugins), so
+The pure logic lives in module_utils (so the audit_dns module and these filters share it). The
+hosts' data are merged with the dns role's own ``dns_merge_hosts`` (module_utils/dns_plan.py), so
 the audit checks exactly the domains, keys and MX hosts the dns role publishes.
 """
 
-import importlib.util
-import os
-
 from ansible.errors import AnsibleFilterError
-from jinja2 import pass_environment
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _load(name, *parts):
-    path = os.path.normpath(os.path.join(_HERE, *parts))
-    if not os.path.isfile(path):
-        raise AnsibleFilterError("audit role: %s not found (the audit role needs its module_utils and "
-                                 "the dns role beside it)" % path)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from ansible_collections.mailward.mail.plugins.module_utils import audit as _audit
+from ansible_collections.mailward.mail.plugins.module_utils.dns_plan import dns_merge_hosts
+from ansible_collections.mailward.mail.plugins.module_utils.errors import MailwardError
+from ansible_collections.mailward.mail.plugins.module_utils.roles import dkim_key_list
 
 
-_audit = _load("_mailward_audit_logic", "..", "module_utils", "mailward_audit.py")
-_dns = None
+def audit_merge_hosts(hosts, hostvars):
+    """dns_merge_hosts, as the dns role merges; a conflict comes back as ``{error: text}`` instead of raising.
 
-
-def _dns_module():
-    global _dns  # pylint: disable=global-statement
-    if _dns is None:
-        _dns = _load("_mailward_dns_for_audit", "..", "..", "dns", "filter_plugins", "mailward_dns.py")
-    return _dns
-
-
-@pass_environment
-def audit_merge_hosts(environment, hosts, hostvars):
-    """dns_merge_hosts of the dns role; a conflict comes back as ``{error: text}`` instead of raising.
-
-    Like the dns role's filter it takes each host's DKIM keys only for the selectors that host
-    holds (``dkim_key_list``, found by name in the template environment).
+    Like the dns role it takes each host's DKIM keys only for the selectors that host holds
+    (``dkim_key_list``).
     """
     try:
-        return _dns_module().dns_merge_hosts_filter(environment, hosts, hostvars)
-    except AnsibleFilterError as error:
+        return dns_merge_hosts(hosts, hostvars, dkim_key_list)
+    except MailwardError as error:
         return {"domains": [], "public_keys": [], "mx_hosts": [], "notes": [], "error": str(error)}
 
 
