@@ -59,9 +59,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import lib_converge as lib  # noqa: E402
+import lib_converge as lib  # bench/, the script's own directory, is sys.path[0]
 
 PREFIX = "mailward-bench"
 NETWORK = PREFIX

@@ -3,7 +3,7 @@
 Everything here is pure (text in, data out) except ``write_*`` and ``plot``, so the parsing can be
 checked on a saved log without containers:
 
-    .venv/bin/python -c "import sys; sys.path.insert(0, 'bench'); import lib_converge as l; \
+    .venv/bin/python -c "from bench import lib_converge as l; \
         print(l.parse_recap(open('build/bench/converge/logs/baseline-1.log').read()))"
 """
 

@@ -30,6 +30,12 @@ import ipaddress
 import re
 import time
 
+from ansible_collections.mailward.mail.plugins.module_utils.dkim import RSA_MIN_BITS as DKIM_RSA_MIN_BITS
+from ansible_collections.mailward.mail.plugins.module_utils.dkim import public_key_value
+from ansible_collections.mailward.mail.plugins.module_utils.families import MANAGE_TYPES as TYPE_KINDS  # noqa: F401  (the audit_kinds filter's table)
+from ansible_collections.mailward.mail.plugins.module_utils.families import TXT_MARKERS, bare, fqdn
+from ansible_collections.mailward.mail.plugins.module_utils.records import unbracket_network
+
 __metaclass__ = type
 
 STATUSES = ("pass", "warn", "fail")
@@ -38,16 +44,8 @@ SPF_VOID_LIMIT = 2
 SPF_MX_LIMIT = 10
 # Seconds one SPF evaluation may take before the audit gives up on it (the check fails as cut short).
 SPF_DEADLINE = 20.0
-DKIM_RSA_MIN_BITS = 2048
 # DNS answers that mean "nothing there" (a void lookup, RFC 7208 §4.6.4), as opposed to errors.
 _EMPTY_RCODES = ("NOERROR", "NXDOMAIN")
-# Record kinds of mail_domains_records and the tag that marks "ours" in a shared TXT rrset.
-TXT_MARKERS = {"spf": "v=spf1", "dmarc": "v=DMARC1", "dmarc_report_auth": "v=DMARC1",
-               "mta_sts": "v=STSv1", "tlsrpt": "v=TLSRPTv1"}
-# dns_manage_types names (the dns role's vocabulary) -> record kinds.
-TYPE_KINDS = {"MX": ("mx",), "SPF": ("spf",), "DKIM": ("dkim",), "DMARC": ("dmarc",),
-              "DMARC_REPORT": ("dmarc_report_auth",), "MTA_STS": ("mta_sts",), "TLSRPT": ("tlsrpt",),
-              "TLSA": ("tlsa",), "ADDRESS": ("a", "aaaa")}
 
 
 def check(check_id, status, summary, category=None, target=None, details=None):
@@ -62,17 +60,6 @@ def worst(statuses):
     """The worst of some statuses (pass < warn < fail); pass for none."""
     rank = [STATUSES.index(s) for s in statuses]
     return STATUSES[max(rank)] if rank else "pass"
-
-
-def fqdn(name):
-    """Lower case, with one trailing dot."""
-    name = str(name).strip().lower()
-    return name if name.endswith(".") else name + "."
-
-
-def bare(name):
-    """Lower case, without trailing dot."""
-    return str(name).strip().lower().rstrip(".")
 
 
 def _tag_marker(text, marker):
@@ -482,17 +469,6 @@ def dkim_key_info(text):
     return info
 
 
-def dkim_key_from_pem(pem, key_type):
-    """The p= value a PEM public key gives (base64 SPKI DER for rsa, raw 32 bytes for ed25519)."""
-    from cryptography.hazmat.primitives import serialization  # pylint: disable=import-outside-toplevel
-    key = serialization.load_pem_public_key(pem.encode("ascii") if isinstance(pem, str) else pem)
-    if key_type == "ed25519":
-        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    else:
-        raw = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(raw).decode("ascii")
-
-
 # --------------------------------------------------------------------------------------------
 # Published vs generated
 # --------------------------------------------------------------------------------------------
@@ -737,7 +713,7 @@ def _dkim_key_checks(wanted, host_keys, published_txt):
         matches = []
         for host, item in holders.get((domain, selector), []):
             try:
-                mine = dkim_key_from_pem(item.get("public_key", ""), item.get("type", "rsa"))
+                mine = public_key_value(item.get("public_key", ""), item.get("type", "rsa"))
             except (ValueError, TypeError) as error:
                 problems.append("host %s: its key cannot be read (%s)" % (host, error))
                 continue
@@ -832,7 +808,9 @@ def _networks(mynetworks):
     """ip_network objects of the IP entries of a Postfix mynetworks list ([::1]/128 style too)."""
     out = []
     for entry in mynetworks or []:
-        text = re.sub(r"^\[([^\]]+)\](/\d+)?$", r"\1\2", str(entry).strip())
+        text = unbracket_network(str(entry).strip())
+        if text is None:
+            continue  # unbalanced brackets: not an address Postfix would match either
         try:
             out.append(ipaddress.ip_network(text, strict=False))
         except ValueError:

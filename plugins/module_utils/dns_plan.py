@@ -12,20 +12,8 @@ nothing here computes a record value. These helpers only decide which records to
 from collections.abc import Mapping
 
 from ansible_collections.mailward.mail.plugins.module_utils.errors import MailwardError
+from ansible_collections.mailward.mail.plugins.module_utils.families import KIND_TO_TYPE, MANAGE_TYPES, fqdn as _fqdn  # noqa: F401  (MANAGE_TYPES: the dns_publish action's choices)
 
-# dns_manage_types -> the `kind` values of mail_domains_records.
-MANAGE_TYPES = {
-    "MX": ("mx",),
-    "SPF": ("spf",),
-    "DKIM": ("dkim",),
-    "DMARC": ("dmarc",),
-    "DMARC_REPORT": ("dmarc_report_auth",),
-    "MTA_STS": ("mta_sts",),
-    "TLSRPT": ("tlsrpt",),
-    "TLSA": ("tlsa",),
-    "ADDRESS": ("a", "aaaa"),
-}
-KIND_TO_TYPE = {kind: name for name, kinds in MANAGE_TYPES.items() for kind in kinds}
 
 
 def _pem(text):
@@ -165,12 +153,6 @@ def dns_select(records, manage_types):
         if kind in kinds:
             out.append(record)
     return out
-
-
-def _fqdn(name):
-    """Lower case, with trailing dot."""
-    name = str(name).lower()
-    return name if name.endswith(".") else name + "."
 
 
 def zone_of(name, zones):

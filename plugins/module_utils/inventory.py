@@ -11,6 +11,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 
+from ansible_collections.mailward.mail.plugins.module_utils import dkim as _dkim
 from ansible_collections.mailward.mail.plugins.module_utils import records as _records
 from ansible_collections.mailward.mail.plugins.module_utils.errors import MailwardError
 
@@ -23,8 +24,8 @@ _MX_HOST_KEYS = ("name", "ipv4", "ipv6", "cert_pem")
 
 DEFAULT_MX_PRIORITY = 10
 DEFAULT_SPF = {"mx": True, "all": "fail"}
-DEFAULT_DKIM = ({"selector": "mailward", "type": "rsa", "bits": 2048},)
-DEFAULT_RSA_BITS = 2048
+DEFAULT_RSA_BITS = _dkim.RSA_DEFAULT_BITS
+DEFAULT_DKIM = ({"selector": "mailward", "type": "rsa", "bits": DEFAULT_RSA_BITS},)
 DEFAULT_DMARC = {"p": "none"}
 DEFAULT_MTA_STS_MAX_AGE = 604800
 _SCHEMA = "docs/schema.md"
@@ -118,7 +119,6 @@ def _plain(value):
 # The host's own variables (mail_domains_normalize(host_vars=...))
 # --------------------------------------------------------------------------------------------
 
-_MYNETWORKS_BRACKETS = re.compile(r"\A\[([^\[\]/]*)\](?:/([^/]*))?\Z")
 _MYNETWORKS_RULE = "Postfix mynetworks, postconf(5)"
 #: The broadest networks mail_mynetworks takes without mail_mynetworks_allow_broad.
 MYNETWORKS_WIDEST = {4: 8, 6: 32}
@@ -144,11 +144,10 @@ def _mynetworks_network(raw):
                 "and type:table lookups are not accepted here: list the networks)"
     text = raw
     if "[" in raw or "]" in raw:
-        match = _MYNETWORKS_BRACKETS.match(raw)
-        if not match:
+        text = _records.unbracket_network(raw)
+        if text is None:
             return None, "brackets do not match: write an IPv6 network as [addr] or [addr]/n " \
                 "(%s)" % _MYNETWORKS_RULE
-        text = match.group(1) + ("/" + match.group(2) if match.group(2) is not None else "")
     elif ":" in raw:
         return None, "an IPv6 network must be written in brackets, [addr] or [addr]/n (%s)" \
             % _MYNETWORKS_RULE
@@ -468,10 +467,10 @@ def _normalize_dkim(problems, prefix, value, name=None):
             problems.add(prefix, base + ".bits", "%s: not allowed for ed25519 (the key size is "
                          "fixed, RFC 8463)" % _show(item["bits"]))
         elif key_type == "rsa":
-            bits = _int_in(item.get("bits", DEFAULT_RSA_BITS), 2048, 4096)
+            bits = _int_in(item.get("bits", DEFAULT_RSA_BITS), _dkim.RSA_MIN_BITS, _dkim.RSA_MAX_BITS)
             if bits is None:
-                problems.add(prefix, base + ".bits", "%s: must be an integer 2048..4096 "
-                             "(RFC 8301 §3.2)" % _show(item.get("bits")))
+                problems.add(prefix, base + ".bits", "%s: must be an integer %d..%d (RFC 8301 §3.2)"
+                             % (_show(item.get("bits")), _dkim.RSA_MIN_BITS, _dkim.RSA_MAX_BITS))
             entry["bits"] = bits
         hosts = item.get("hosts")
         if hosts is not None:

@@ -27,6 +27,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 
+from ansible_collections.mailward.mail.plugins.module_utils import dkim as _dkim
 from ansible_collections.mailward.mail.plugins.module_utils.errors import MailwardError
 
 # --------------------------------------------------------------------------------------------
@@ -312,6 +313,20 @@ def _ip_text_problem(text):
     if not text.isascii():
         return "contains non-ASCII characters"
     return None
+
+
+_BRACKETED_NETWORK = re.compile(r"\A\[([^\[\]/]*)\](?:/([^/]*))?\Z")
+
+
+def unbracket_network(raw):
+    """Postfix's ``[addr]`` / ``[addr]/len`` spelling (mynetworks, postconf(5)) as ``addr`` /
+    ``addr/len``; text without brackets comes back unchanged, unbalanced brackets give None."""
+    if "[" not in raw and "]" not in raw:
+        return raw
+    match = _BRACKETED_NETWORK.match(raw)
+    if not match:
+        return None
+    return match.group(1) + ("/" + match.group(2) if match.group(2) is not None else "")
 
 
 def ip_address_strict(text):
@@ -846,7 +861,7 @@ def dmarc_report_authorizations(domain, uris):
 # DKIM (RFC 6376, RFC 8301, RFC 8463)
 # --------------------------------------------------------------------------------------------
 
-_DKIM_RSA_MIN, _DKIM_RSA_MAX = 2048, 4096
+_DKIM_RSA_MIN, _DKIM_RSA_MAX = _dkim.RSA_MIN_BITS, _dkim.RSA_MAX_BITS
 
 
 def _pem_bytes(ctx, path, data):
@@ -912,11 +927,7 @@ def dkim_record(public_key, key_type="rsa", domain=None, selector=None):
         if not _DKIM_RSA_MIN <= key.key_size <= _DKIM_RSA_MAX:
             ctx.fail("public_key", _NO_TERM, "is a %d-bit RSA key; use %d to %d bits"
                      % (key.key_size, _DKIM_RSA_MIN, _DKIM_RSA_MAX), "RFC 8301 §3.2")
-        der = key.public_bytes(serialization.Encoding.DER,
-                               serialization.PublicFormat.SubjectPublicKeyInfo)
-        return "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode("ascii")
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "v=DKIM1; k=ed25519; p=" + base64.b64encode(raw).decode("ascii")
+    return "v=DKIM1; k=%s; p=%s" % (actual, _dkim.public_key_value(key, actual))
 
 
 # --------------------------------------------------------------------------------------------

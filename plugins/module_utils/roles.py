@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from ansible_collections.mailward.mail.plugins.module_utils import dkim as _dkim
 from ansible_collections.mailward.mail.plugins.module_utils.errors import MailwardError
+from ansible_collections.mailward.mail.plugins.module_utils.records import dkim_name
 
 
 def dkim_key_list(domains, keys_dir, host=None):
@@ -27,9 +29,9 @@ def dkim_key_list(domains, keys_dir, host=None):
                 "domain": name,
                 "selector": sel["selector"],
                 "type": key_type,
-                "bits": int(sel.get("bits") or 2048) if key_type == "rsa" else 0,
-                "path": "%s/%s/%s.private" % (keys_dir.rstrip("/"), name, sel["selector"]),
-                "dns_name": "%s._domainkey.%s" % (sel["selector"], name),
+                "bits": _dkim.rsa_bits(sel.get("bits")) if key_type == "rsa" else 0,
+                "path": _dkim.key_path(keys_dir, name, sel["selector"]),
+                "dns_name": dkim_name(sel["selector"], name),
             })
     return items
 

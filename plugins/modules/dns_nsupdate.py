@@ -126,6 +126,10 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.mailward.mail.plugins.module_utils.errors import MailwardError
+from ansible_collections.mailward.mail.plugins.module_utils.families import fqdn as _fqdn
+from ansible_collections.mailward.mail.plugins.module_utils.families import owns_whole_rrset, txt_tag
+from ansible_collections.mailward.mail.plugins.module_utils.records import txt_chunks
 
 try:
     import dns.exception
@@ -159,23 +163,17 @@ class PlanError(Exception):
 
 
 def chunk_txt(value):
-    """Split a TXT value into <=255-byte strings, never inside a UTF-8 character."""
-    data = value.encode("utf-8")
-    chunks, start = [], 0
-    while start < len(data):
-        end = min(start + 255, len(data))
-        while end < len(data) and (data[end] & 0xC0) == 0x80:
-            end -= 1
-        chunks.append(data[start:end])
-        start = end
-    return chunks or [b""]
+    """A TXT value as <=255-byte strings (bytes), split as the records' own txt_chunks splits it."""
+    try:
+        return [chunk.encode("utf-8") for chunk in txt_chunks(value)]
+    except MailwardError as exc:
+        raise PlanError(str(exc))
 
 
 @functools.lru_cache(maxsize=None)
 def absolute(name):
     """A dns.name.Name from a text name, always absolute and lower case."""
-    text = name if name.endswith(".") else name + "."
-    return dns.name.from_text(text.lower())
+    return dns.name.from_text(_fqdn(name))
 
 
 def make_rdata(record):
@@ -206,29 +204,14 @@ def rdata_key(rdata):
     return rdata.to_digestable(dns.name.root)
 
 
-def txt_tag(data):
-    """The first tag of a TXT value (``v=spf1``, ``v=dmarc1``...), lower case."""
-    text = data.strip().lower()
-    for sep in (b";", b" ", b"\t"):
-        text = text.split(sep, 1)[0]
-    return text
-
-
 def owned_whole(name, rdtype):
     """Whether we own every rdata of this rrset (else only TXT strings with our tags)."""
-    if rdtype != dns.rdatatype.TXT:
-        return True
-    return b"_domainkey" in name.labels
+    return owns_whole_rrset(name.labels, dns.rdatatype.to_text(rdtype))
 
 
 @functools.lru_cache(maxsize=None)
 def _rdtype(text):
     return dns.rdatatype.from_text(text)
-
-
-def _fqdn(text):
-    text = str(text).lower()
-    return text if text.endswith(".") else text + "."
 
 
 def group_records(records):

@@ -223,6 +223,7 @@ def _converge(*extra):
                           *extra], capture_output=True, text=True, env=dict(os.environ), check=False)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     recap = re.search(r"^mx1\.example\.test\s+: ok=\d+\s+changed=(\d+)", run.stdout, re.M)
+    assert recap, "no PLAY RECAP line for mx1.example.test in:\n" + run.stdout[-4000:]
     return int(recap.group(1)), run.stdout
 
 
