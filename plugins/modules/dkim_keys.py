@@ -76,6 +76,7 @@ import secrets
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mailward.mail.plugins.module_utils.dkim import key_path, rsa_bits
 
 try:
     from cryptography.hazmat.primitives import serialization
@@ -104,11 +105,6 @@ OLD_CACHE_TMP = CACHE_NAME + ".tmp"
 
 class Unsafe(Exception):
     """Something that does not belong is at a path the module manages."""
-
-
-def key_path(directory, domain, selector):
-    """Where the private key of domain/selector lives."""
-    return os.path.join(directory, domain, selector + ".private")
 
 
 def check_name(name, what):
@@ -405,7 +401,7 @@ def run(module, directory, keys, uid, gid, dir_uid):
         for item in keys:
             domain, selector = item["domain"], item["selector"]
             key_type = item.get("type", "rsa")
-            bits = int(item.get("bits") or 2048) if key_type == "rsa" else 0
+            bits = rsa_bits(item.get("bits")) if key_type == "rsa" else 0
             path = key_path(directory, domain, selector)
             domain_dir = os.path.dirname(path)
             name = os.path.basename(path)
