@@ -24,7 +24,10 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Pinned Python tools (ansible with its bundled collections, molecule, linters, pytest).
+# Pinned Python tools: the controller's runtime (requirements.txt: ansible-core, dnspython,
+# cryptography, passlib) and the development tools (requirements-dev.txt: ansible with its bundled
+# collections, molecule, linters, pytest, ansible-builder), both installed exactly as
+# requirements.lock pins them.
 if [[ ! -x .venv/bin/ansible-playbook ]] || ! cmp -s requirements.lock .venv/.requirements.lock; then
   echo "setup: creating .venv from requirements.lock"
   python3 -m venv .venv
