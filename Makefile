@@ -14,7 +14,7 @@ export ANSIBLE_STRATEGY := mitogen_linear
 export ANSIBLE_STRATEGY_PLUGINS := $(shell $(VENV)/python -c 'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__) + "/plugins/strategy")' 2>/dev/null || echo "mitogen-not-installed:run-make-mitogen")
 endif
 
-.PHONY: setup mitogen image demo demo-down audit demo-mail rehearse checker-images el-checkers test lint pytest molecule molecule-dns molecule-e2e molecule-audit bench bench-quick
+.PHONY: minimal-env setup mitogen image demo demo-down audit demo-mail rehearse checker-images el-checkers test lint pytest molecule molecule-dns molecule-e2e molecule-audit bench bench-quick
 
 setup:            ## Debian packages + pinned Python tools in .venv
 	scripts/setup.sh
@@ -42,7 +42,7 @@ demo-mail: setup  ## The tour: a real message in (spf/dkim/dmarc pass), a signed
 rehearse: setup   ## The README's commands on a brand-new Debian 12 (debootstrap) in a privileged container
 	scripts/rehearse.sh
 
-test: image checker-images lint pytest molecule molecule-dns molecule-e2e molecule-audit  ## Every test
+test: image checker-images lint pytest minimal-env molecule molecule-dns molecule-e2e molecule-audit  ## Every test
 	@echo "make test: all stages passed"
 
 checker-images: setup  ## Debian 11/12 roots with the daemon versions EL 9/10 ship, for the EL checkers (built once)
@@ -57,6 +57,9 @@ lint: setup
 
 pytest: setup     ## Filter unit tests, inventory-check playbook tests, RedHat-family render check
 	pytest -q tests
+
+minimal-env: setup  ## The declared dependencies alone (ansible-core, requirements.txt, collections/requirements.yml, the built collection) run --syntax-check and the RedHat render
+	scripts/minimal-env.sh
 
 molecule: image
 	molecule test -s default
