@@ -382,8 +382,16 @@ def run(module, directory, keys, uid, gid, dir_uid):
         check_name(item["domain"], "domain")
         check_name(item["selector"], "selector")
     try:
-        base_fd, parent_fd = open_base(directory)
-        fds.append(parent_fd)
+        try:
+            base_fd, parent_fd = open_base(directory)
+        except FileNotFoundError:
+            # Check mode on a new host: the package that makes the parent (/etc/opendkim on the
+            # RedHat family) is not installed yet, so the whole tree is still to be made.
+            if not check_mode:
+                raise
+            base_fd, parent_fd = None, None
+        if parent_fd is not None:
+            fds.append(parent_fd)
         if base_fd is None and not check_mode:
             base_fd = make_dir(parent_fd, os.path.basename(directory.rstrip("/")), directory, dir_uid, gid)
             changed = True
@@ -452,6 +460,31 @@ def run(module, directory, keys, uid, gid, dir_uid):
     return changed, generated, public_keys, problems
 
 
+def account_ids(module):
+    """(uid of owner, gid of group, uid of directory_owner, what is missing).
+
+    An account that does not exist stops a real run, naming it. In check mode on a new host the
+    opendkim user and group are not there yet (the package --check did not install makes them):
+    its id is None, which no file on disk has, so every existing file and directory is reported
+    as to be given to it.
+    """
+    ids, missing = [], []
+    for option, kind_, lookup in (("owner", "user", lambda n: pwd.getpwnam(n).pw_uid),
+                                  ("group", "group", lambda n: grp.getgrnam(n).gr_gid),
+                                  ("directory_owner", "user", lambda n: pwd.getpwnam(n).pw_uid)):
+        name = module.params[option]
+        try:
+            ids.append(lookup(name))
+        except KeyError:
+            if not module.check_mode:
+                module.fail_json(msg="%s: %s %s does not exist on this host (the OpenDKIM package "
+                                     "creates the opendkim user and group: install it first)"
+                                     % (option, kind_, name))
+            ids.append(None)
+            missing.append("%s %s (%s)" % (kind_, name, option))
+    return ids[0], ids[1], ids[2], missing
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -463,9 +496,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    uid = pwd.getpwnam(module.params["owner"]).pw_uid
-    gid = grp.getgrnam(module.params["group"]).gr_gid
-    dir_uid = pwd.getpwnam(module.params["directory_owner"]).pw_uid
+    uid, gid, dir_uid, missing = account_ids(module)
     try:
         changed, generated, public_keys, problems = run(
             module, module.params["directory"], module.params["keys"], uid, gid, dir_uid)
@@ -474,7 +505,12 @@ def main():
     if problems:
         module.fail_json(msg="DKIM keys do not match the inventory:\n" + "\n".join(problems),
                          changed=changed, generated=generated)
-    module.exit_json(changed=changed, generated=generated, public_keys=public_keys)
+    result = dict(changed=changed, generated=generated, public_keys=public_keys)
+    if missing:
+        result["msg"] = ("check mode: %s do not exist yet (the package this run would install creates "
+                         "them): missing keys are reported as to be generated, existing files and "
+                         "directories as to be given to them" % ", ".join(missing))
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

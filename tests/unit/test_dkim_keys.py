@@ -26,11 +26,13 @@ AS_ROOT = os.getuid() == 0
 DIR_OWNER = "root" if AS_ROOT else OWNER
 
 
-def run(tmp_path, keys, check_mode=False, max_files=None):
-    """Run the module once; return its JSON result (failed results too)."""
+def run(tmp_path, keys, check_mode=False, max_files=None, **overrides):
+    """Run the module once; return its JSON result (failed results too). overrides replace
+    module arguments (directory, owner, group)."""
     args = {"keys": keys, "directory": str(tmp_path / "keys"), "owner": OWNER, "group": GROUP}
     if not AS_ROOT:
         args["directory_owner"] = OWNER
+    args.update(overrides)
     if check_mode:
         args["_ansible_check_mode"] = True
     argfile = tmp_path / "args.json"
@@ -295,3 +297,38 @@ def test_descriptors_are_not_kept_per_domain(keydir):
     assert first.get("failed") is not True, first.get("msg")
     assert len(first["generated"]) == 120
     assert run(keydir, keys, max_files=96)["changed"] is False
+
+
+# On a new host the opendkim package, which creates the opendkim user and group and the directory
+# above the key tree (/etc/opendkim on the RedHat family), is not installed yet: --check installs
+# nothing, so the module meets a user, a group and a directory that do not exist.
+NO_USER = "mailward-test-no-such-user"
+NO_GROUP = "mailward-test-no-such-group"
+
+
+@pytest.mark.parametrize("directory", ["keys", "not-yet/keys"])
+def test_check_mode_on_a_new_host_reports_every_key_as_to_be_generated(tmp_path, directory):
+    result = run(tmp_path, ED, check_mode=True, directory=str(tmp_path / directory),
+                 owner=NO_USER, group=NO_GROUP)
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is True
+    assert sorted(result["generated"]) == ["a.test/s1", "b.test/s1"]
+    assert result["public_keys"] == []
+    assert NO_USER in result["msg"] and NO_GROUP in result["msg"], result["msg"]
+    assert sorted(os.listdir(tmp_path)) == ["args.json"]
+
+
+def test_check_mode_reports_a_tree_the_missing_user_would_not_own(keydir):
+    run(keydir, ED[:1])
+    result = run(keydir, ED[:1], check_mode=True, owner=NO_USER)
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is True and result["generated"] == []
+    assert NO_USER in result["msg"]
+
+
+@pytest.mark.parametrize("option,name", [("owner", NO_USER), ("group", NO_GROUP)])
+def test_a_missing_user_or_group_stops_a_real_run_naming_it(keydir, option, name):
+    result = run(keydir, ED, **{option: name})
+    assert result.get("failed") is True, result
+    assert option in result["msg"] and name in result["msg"], result["msg"]
+    assert os.listdir(keydir / "keys") == []
