@@ -10,39 +10,135 @@ DOCUMENTATION = r"""
 module: audit_dns
 short_description: Compare published DNS records with what mailward generates, and check their validity
 description:
-  - Runs on the controller (dnspython). The expected records come from the mail_domains_records
-    filter (the same function the dns role publishes with); this module only asks the resolver
-    and hands the answers to the pure checks of module_utils/audit.py.
+  - Runs on the controller (dnspython). The expected records come from the
+    P(mailward.mail.mail_domains_records#filter) filter (the same function the dns role publishes
+    with); this module only asks the resolver and hands the answers to the pure checks of
+    C(plugins/module_utils/audit.py).
   - Read-only; every answer is cached for the run, so a name asked twice costs one query.
 options:
-  records: {description: mail_domains_records output (name, type, value, kind, domain)., type: list, elements: dict, required: true}
-  domains: {description: The normalized mail domains (for selectors without a key)., type: list, elements: dict, default: []}
-  host_keys: {description: "{host: opendkim_public_keys} as read on each mail host.", type: dict, default: {}}
-  kinds: {description: Record kinds to check (mail_domains_records kinds); empty for all., type: list, elements: str, default: []}
-  server: {description: Resolver to ask (address or name); empty for the system resolver., type: str, default: ""}
-  port: {description: Its port., type: int, default: 53}
-  timeout: {description: Seconds per query., type: float, default: 5}
+  records:
+    description: The output of P(mailward.mail.mail_domains_records#filter) (name, type, value, kind, domain).
+    type: list
+    elements: dict
+    required: true
+  domains:
+    description: The normalized mail domains (mail_domains_normalized), for selectors without a key.
+    type: list
+    elements: dict
+    default: []
+  host_keys:
+    description: Mapping of host name to that host's C(opendkim_public_keys), as read on each mail host.
+    type: dict
+    default: {}
+  kinds:
+    description: Record kinds to check (the kinds of P(mailward.mail.mail_domains_records#filter)); empty for all.
+    type: list
+    elements: str
+    default: []
+  server:
+    description: Resolver to ask (address or name); empty for the system resolver.
+    type: str
+    default: ""
+  port:
+    description: Port of O(server).
+    type: int
+    default: 53
+  timeout:
+    description: Seconds per query.
+    type: float
+    default: 5
   spf_deadline:
     description:
       - Seconds one SPF evaluation (the walk through include/redirect of one domain) may take. When
         it has passed, no further question is asked and the domain's dns.spf_limits check fails as
         cut short. The walk also stops, as receivers do, at the 11th DNS-querying term, the 3rd
         void lookup and an mx term with more than 10 hosts (RFC 7208 section 4.6.4), so it asks at
-        most 211 questions. A question already asked may still take up to C(timeout).
+        most 211 questions. A question already asked may still take up to O(timeout).
     type: float
     default: 20
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads; check mode changes nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+requirements:
+  - dnspython (on the host the module runs on, usually the controller)
+  - cryptography (DKIM key size and match checks)
+seealso:
+  - plugin: mailward.mail.mail_domains_records
+    plugin_type: filter
+  - module: mailward.mail.smtp_probe
 author: mailward
+"""
+
+EXAMPLES = r"""
+- name: Ask DNS and judge the answers (as the audit role does)
+  mailward.mail.audit_dns:
+    records: "{{ mail_domains_normalized | mailward.mail.mail_domains_records(opendkim_public_keys) }}"
+    domains: "{{ mail_domains_normalized }}"
+    host_keys: "{{ {inventory_hostname: opendkim_public_keys} }}"
+    kinds: [mx, spf, dkim, dmarc]
+    server: 192.0.2.53
+  delegate_to: localhost
+  register: audit_dns_result
+
+- name: Show the failed checks
+  ansible.builtin.debug:
+    msg: "{{ audit_dns_result.checks | selectattr('status', 'equalto', 'fail') | list }}"
 """
 
 RETURN = r"""
 checks:
-  description: One dict per check (id, status, category, target, summary, details).
+  description: One dict per check.
   type: list
+  elements: dict
   returned: always
+  contains:
+    id:
+      description: Check identifier, C(dns.<kind>.<domain>) (C(dns.dkim.<selector>.<domain>) for DKIM).
+      type: str
+    status:
+      description: C(pass), C(warn) or C(fail).
+      type: str
+    category:
+      description: Check family (C(dns)).
+      type: str
+    target:
+      description: The domain or name checked.
+      type: str
+    summary:
+      description: One line for the report.
+      type: str
+    details:
+      description: What was expected and what was found.
+      type: raw
+  sample:
+    - id: dns.mx.example.test
+      status: pass
+      category: dns
+      target: example.test
+      summary: MX published as generated
+      details: {}
 queries:
   description: Number of distinct DNS questions asked.
   type: int
   returned: always
+  sample: 42
+seconds:
+  description: Wall-clock time of the run.
+  type: float
+  returned: always
+  sample: 0.53
+answers:
+  description: Every answer of the run, keyed by C(<name> <type>) (name lower case, no trailing dot), with rcode, answers and, on errors, error.
+  type: dict
+  returned: always
+  sample: {"example.test MX": {"rcode": "NOERROR", "answers": ["10 mx.example.test."]}}
 """
 
 import socket

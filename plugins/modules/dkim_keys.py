@@ -24,19 +24,24 @@ description:
     not a directory where a directory belongs or not a regular file with one link where a key
     or the cache belongs, stops the module with a message naming the path, and nothing is
     changed through it. Also in check mode.
-  - Reading a public key costs two openssl runs (about 35 ms); with a thousand domains that was
+  - "Reading a public key costs two openssl runs (about 35 ms); with a thousand domains that was
     most of an idempotent re-run. The type, size and public key of every key are therefore kept
     in C(<directory>/.public-keys.json) (root, 0600), keyed by the private key's inode, size,
     mtime and ctime; a key whose file changed in any way is read again. The cache is not state
-    the user manages: deleting it only costs one slow run. Writing it does not count as a change.
+    the user manages: deleting it only costs one slow run. Writing it does not count as a change."
+  - In check mode on a host where O(owner) or O(group) does not exist yet (the package that
+    creates them is not installed), every missing key is reported as to be generated and RV(msg)
+    names the missing accounts; a real run with a missing account fails naming it.
 options:
   keys:
-    description: List of dicts with domain, selector, type (rsa|ed25519) and bits (rsa).
+    description:
+      - One dict per selector, with C(domain), C(selector), C(type) (C(rsa) or C(ed25519)) and
+        C(bits) (RSA only), as P(mailward.mail.dkim_key_list#filter) returns them.
     type: list
     elements: dict
     required: true
   directory:
-    description: Base directory; a key lives at <directory>/<domain>/<selector>.private.
+    description: Base directory; a key lives at C(<directory>/<domain>/<selector>.private).
     type: path
     required: true
   owner:
@@ -53,18 +58,92 @@ options:
         run as another user, are what it is for.
     type: str
     default: root
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Keys that are missing are reported in RV(generated) and not written; existing keys are still read.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+requirements:
+  - openssl (command line, on the managed host)
+  - python cryptography on the managed host is used to read existing keys when present (else openssl)
+seealso:
+  - plugin: mailward.mail.dkim_key_list
+    plugin_type: filter
+  - plugin: mailward.mail.dkim_record
+    plugin_type: filter
 author: mailward
+"""
+
+EXAMPLES = r"""
+- name: Generate missing DKIM keys and read every public key
+  mailward.mail.dkim_keys:
+    keys:
+      - {domain: example.test, selector: mailward, type: rsa, bits: 2048}
+      - {domain: example.test, selector: ed2025, type: ed25519}
+    directory: /etc/opendkim/keys
+    owner: opendkim
+    group: opendkim
+  become: true
+  register: dkim_result
+
+- name: Only read the public keys, changing nothing (as the opendkim role's public_keys entry point does)
+  mailward.mail.dkim_keys:
+    keys: "{{ mail_domains_normalized | mailward.mail.dkim_key_list('/etc/opendkim/keys', inventory_hostname) }}"
+    directory: /etc/opendkim/keys
+    owner: opendkim
+    group: opendkim
+  become: true
+  check_mode: true
+  register: dkim_result
 """
 
 RETURN = r"""
 public_keys:
-  description: One item per key, with domain, selector, type, bits, path and public_key (PEM).
+  description: One item per key that exists (in check mode, keys still to be generated are left out).
   type: list
+  elements: dict
   returned: always
+  contains:
+    domain:
+      description: The mail domain.
+      type: str
+    selector:
+      description: The DKIM selector.
+      type: str
+    type:
+      description: C(rsa) or C(ed25519), as found on disk.
+      type: str
+    bits:
+      description: RSA key size; 0 for Ed25519.
+      type: int
+    path:
+      description: Path of the private key.
+      type: str
+    public_key:
+      description: The public key, PEM.
+      type: str
+  sample:
+    - domain: example.test
+      selector: mailward
+      type: rsa
+      bits: 2048
+      path: /etc/opendkim/keys/example.test/mailward.private
+      public_key: "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqh...\n-----END PUBLIC KEY-----\n"
 generated:
-  description: The keys that were generated in this run, as domain/selector.
+  description: The keys generated in this run (in check mode, those that would be), as C(<domain>/<selector>).
   type: list
+  elements: str
   returned: always
+  sample: [example.test/mailward]
+msg:
+  description: In check mode, the accounts (O(owner), O(group)) that do not exist yet.
+  type: str
+  returned: when O(owner) or O(group) is missing in check mode
 """
 
 import errno

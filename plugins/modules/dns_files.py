@@ -12,27 +12,38 @@ short_description: Write a set of text files into one directory, changing only t
 description:
   - One call for any number of files (zone fragments, MTA-STS policies), so that a thousand
     domains do not mean a thousand template tasks. Each file is compared with what is on disk
-    and replaced atomically only when its content differs. Files not listed are left alone.
-  - Supports check mode and diff mode.
+    and replaced atomically only when its content (or mode) differs. Files not listed are left alone.
 options:
   path:
     description: The directory; created (with parents) when missing.
     type: path
     required: true
   files:
-    description: File name (no directory part) to content.
+    description: File name (no directory part) to content (a string).
     type: dict
     required: true
   mode:
-    description: Mode of the files written.
+    description: Mode of the files written, in octal.
     type: str
     default: "0644"
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+seealso:
+  - plugin: mailward.mail.dns_zone_fragments
+    plugin_type: filter
 author: mailward
 """
 
 EXAMPLES = r"""
 - name: Write the zone fragments
-  dns_files:
+  mailward.mail.dns_files:
     path: /srv/dns
     files:
       example.test.zone: "example.test. 3600 IN MX 10 mx.example.test.\n"
@@ -44,11 +55,19 @@ RETURN = r"""
 written:
   description: The files that were (or, in check mode, would be) written.
   type: list
+  elements: str
   returned: always
+  sample: [example.test.zone]
 unchanged:
-  description: How many files already had the right content.
+  description: How many files already had the right content and mode.
   type: int
   returned: always
+  sample: 12
+path:
+  description: The directory.
+  type: str
+  returned: always
+  sample: /srv/dns
 """
 
 import os

@@ -21,14 +21,15 @@ description:
     differently by someone else is not rewritten.
   - After an update the zone is read again; a server that accepted the update but ignored part
     of it (BIND does so silently for data next to a CNAME) is reported as an error.
-  - With I(cache), a zone is only read when its SOA serial differs from the one at which it was
+  - With O(cache), a zone is only read when its SOA serial differs from the one at which it was
     last found matching, or when the wanted records changed. The serials of all zones are asked
     with queries pipelined over one TCP connection, so a re-run with nothing to change costs one
     small query per zone, not one transfer.
-  - Supports check mode and diff mode. Runs where dnspython is installed (the controller).
+  - Runs where dnspython is installed (the controller). The dns role calls it through its
+    C(dns_publish) action plugin.
 options:
   records_json:
-    description: The same list as a JSON text (cheaper to pass for thousands of records). One of the two is required.
+    description: The same list as O(records), as a JSON text (cheaper to pass for thousands of records). Exactly one of the two is required.
     type: str
   records:
     description:
@@ -36,6 +37,7 @@ options:
         in presentation form (TXT unquoted and unsplit), C(ttl), C(zone) the zone it belongs to.
       - C(strings) optionally gives the TXT character-strings (each at most 255 bytes); without
         it the value is split every 255 bytes (never inside a UTF-8 character).
+      - Exactly one of O(records) and O(records_json) is required.
     type: list
     elements: dict
   server:
@@ -43,7 +45,7 @@ options:
     type: str
     required: true
   port:
-    description: Its port.
+    description: Port of O(server).
     type: int
     default: 53
   key_name:
@@ -51,7 +53,7 @@ options:
     type: str
     default: ""
   key_secret:
-    description: TSIG secret (base64).
+    description: TSIG secret (base64); required when O(key_name) is set.
     type: str
     default: ""
   key_algorithm:
@@ -76,21 +78,42 @@ options:
     description:
       - JSON file on the controller remembering, per server and zone, the SOA serial at which the zone
         last matched and a digest of the wanted records. Empty reads every zone on every run.
-      - It trusts the serial: a zone edited by hand without a serial change is not read again until
-        the serial or the wanted records change.
+      - "It trusts the serial: a zone edited by hand without a serial change is not read again until
+        the serial or the wanted records change."
     type: path
     default: ""
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reads the zones and reports what would change; sends no UPDATE and does not write O(cache).
+  diff_mode:
+    support: full
+    details: One diff per zone, removed and added records in zone file form.
+  platform:
+    platforms: posix
+requirements:
+  - dnspython
+seealso:
+  - plugin: mailward.mail.mail_domains_records
+    plugin_type: filter
+  - name: RFC 2136 (DNS UPDATE)
+    link: https://www.rfc-editor.org/rfc/rfc2136
+    description: The update protocol.
 author: mailward
 """
 
 EXAMPLES = r"""
 - name: Publish
-  dns_nsupdate:
+  mailward.mail.dns_nsupdate:
     server: 192.0.2.53
     key_name: mailward
     key_secret: "{{ vault_tsig_secret }}"
     records:
       - {zone: example.test, name: example.test., type: MX, value: 10 mx.example.test., ttl: 3600}
+      - {zone: example.test, name: _dmarc.example.test., type: TXT, value: "v=DMARC1; p=none", ttl: 3600}
+    cache: "{{ playbook_dir }}/../build/dns-nsupdate-cache.json"
   delegate_to: localhost
   run_once: true
   no_log: true
@@ -98,21 +121,46 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changes:
-  description: One item per rrset that differs, with zone, name, type, delete and add (presentation form).
+  description: One item per rrset that differs.
   type: list
+  elements: dict
   returned: always
+  contains:
+    zone:
+      description: The zone, without trailing dot.
+      type: str
+    name:
+      description: Owner name, absolute.
+      type: str
+    type:
+      description: Record type.
+      type: str
+    delete:
+      description: RDATA removed (presentation form).
+      type: list
+      elements: str
+    add:
+      description: RDATA added (presentation form).
+      type: list
+      elements: str
+  sample:
+    - {zone: example.test, name: example.test., type: MX, delete: [], add: ["10 mx.example.test."]}
 zones:
   description: Number of zones with wanted records.
   type: int
   returned: always
+  sample: 3
 zones_read:
   description: How many of them had to be read (the others matched the cache).
   type: int
   returned: always
+  sample: 1
 updated_zones:
-  description: Zones that got an UPDATE message (or would, in check mode).
+  description: Zones that got an UPDATE message (or would, in check mode), without trailing dot.
   type: list
+  elements: str
   returned: always
+  sample: [example.test]
 """
 
 import functools

@@ -10,40 +10,131 @@ DOCUMENTATION = r"""
 module: smtp_probe
 short_description: Record an SMTP server's answers to relay, VRFY/EXPN, STARTTLS and TLS-version probes
 description:
-  - Runs on the host it is delegated to (the probe host), with Python's smtplib and ssl only, and
-    returns the structured dialogue. It judges nothing: the audit role's filters do.
-  - Never sends DATA. Every relay probe is MAIL FROM:<> then RCPT TO then RSET; sessions end with QUIT.
-    Relay probes are split over several sessions so that the server's error limits
+  - "Runs on the host it is delegated to (the probe host), with Python's smtplib and ssl only, and
+    returns the structured dialogue. It judges nothing: the audit role's filters do
+    (P(mailward.mail.audit_smtp_checks#filter))."
+  - Never sends DATA. Every relay probe is C(MAIL FROM:<>) then C(RCPT TO) then C(RSET); sessions end with C(QUIT).
+    Relay probes are split over several sessions (O(session_probes)) so that the server's error limits
     (smtpd_soft_error_limit) do not change its answers.
-  - Per port, a session reads the greeting, sends EHLO, and (port 25) VRFY/EXPN postmaster and
+  - Per port, a session reads the greeting, sends EHLO, and (on O(relay_port)) VRFY/EXPN postmaster and
     the relay probes; then a session with STARTTLS without certificate checks (version, cipher,
     certificate, EHLO after TLS), one with the probe host's trust store and host name check, and
-    one per legacy TLS version (client allows only that version, DEFAULT:@SECLEVEL=0 ciphers, so a
+    one per legacy TLS version (client allows only that version, C(DEFAULT:@SECLEVEL=0) ciphers, so a
     failed handshake is the server's refusal).
 options:
-  address: {description: Address or name to connect to., type: str, required: true}
-  ports: {description: Ports to probe; a refused connection is recorded, not an error., type: list, elements: int, default: [25]}
-  server_name: {description: The MX host name (SNI and certificate check)., type: str, required: true}
-  helo: {description: Name sent in EHLO., type: str, default: audit-probe.mailward.invalid}
+  address:
+    description: Address or name to connect to.
+    type: str
+    required: true
+  ports:
+    description: Ports to probe; a refused connection is recorded, not an error.
+    type: list
+    elements: int
+    default: [25]
+  server_name:
+    description: The MX host name (SNI and certificate check).
+    type: str
+    required: true
+  helo:
+    description: Name sent in EHLO.
+    type: str
+    default: audit-probe.mailward.invalid
   relay_probes:
-    description: Relay probes for port 25, each {name, domain, rcpt} (rcpt with its angle brackets).
+    description:
+      - Relay probes for O(relay_port), each C({name, domain, rcpt}) (C(rcpt) with its angle brackets),
+        as P(mailward.mail.audit_relay_probes#filter) returns them.
     type: list
     elements: dict
     default: []
-  relay_port: {description: The port the relay and VRFY/EXPN probes use., type: int, default: 25}
-  legacy_versions: {description: TLS versions that must be refused., type: list, elements: str, default: [TLSv1, TLSv1.1]}
-  legacy_ports: {description: Ports where the legacy versions are tried., type: list, elements: int, default: [25]}
-  ca_file: {description: CA bundle for the trust check (default the probe host's store)., type: str, default: ""}
-  timeout: {description: Seconds per network operation., type: float, default: 15}
-  session_probes: {description: At most this many RCPT probes per session., type: int, default: 6}
+  relay_port:
+    description: The port the relay and VRFY/EXPN probes use.
+    type: int
+    default: 25
+  legacy_versions:
+    description: TLS versions that must be refused.
+    type: list
+    elements: str
+    default: [TLSv1, TLSv1.1]
+  legacy_ports:
+    description: Ports where the legacy versions are tried.
+    type: list
+    elements: int
+    default: [25]
+  ca_file:
+    description: CA bundle for the trust check; empty for the probe host's default store.
+    type: str
+    default: ""
+  timeout:
+    description: Seconds per network operation.
+    type: float
+    default: 15
+  session_probes:
+    description: At most this many RCPT probes per session.
+    type: int
+    default: 6
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: The module changes nothing anywhere; it probes in check mode too.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+seealso:
+  - module: mailward.mail.audit_dns
+  - plugin: mailward.mail.audit_smtp_checks
+    plugin_type: filter
 author: mailward
 """
 
+EXAMPLES = r"""
+- name: Probe ports 25 and 587 of the MX from the controller
+  mailward.mail.smtp_probe:
+    address: 192.0.2.25
+    server_name: mx.example.test
+    ports: [25, 587]
+    relay_probes: "{{ mail_domains_normalized | mailward.mail.audit_relay_probes('mx.example.test', 'other.test', 'user') }}"
+  delegate_to: localhost
+  register: smtp_result
+
+- name: Show what port 25 answered to VRFY
+  ansible.builtin.debug:
+    var: smtp_result.ports['25'].vrfy
+"""
+
 RETURN = r"""
+address:
+  description: The address connected to (O(address)).
+  type: str
+  returned: always
+  sample: 192.0.2.25
 ports:
-  description: Per port, connect, banner, ehlo, extensions, vrfy, expn, relay, starttls, tls_legacy, transcript.
+  description:
+    - Per port (as a string), the dialogue. C(connect) (ok, error, refused, local_address), C(banner),
+      C(ehlo), C(extensions), C(transcript); on O(relay_port) also C(vrfy), C(expn) and C(relay)
+      (per probe name); when STARTTLS is offered C(starttls) (ok, version, cipher, cert_der_b64,
+      ehlo_after, auth_after_tls, verify) and, on O(legacy_ports), C(tls_legacy) (per version,
+      result accepted, refused, client_unsupported or error).
   type: dict
   returned: always
+  sample:
+    "25":
+      connect: {ok: true, local_address: 192.0.2.10}
+      banner: [220, mx.example.test ESMTP]
+      starttls: {ok: true, version: TLSv1.3, cipher: TLS_AES_256_GCM_SHA384, verify: {ok: true}}
+      tls_legacy: {TLSv1: {result: refused, error: "..."}}
+openssl:
+  description: OpenSSL version of the probe host's Python (which legacy versions it can offer depends on it).
+  type: str
+  returned: always
+  sample: OpenSSL 3.0.15 3 Sep 2024
+seconds:
+  description: Wall-clock time of the probes.
+  type: float
+  returned: always
+  sample: 2.4
 """
 
 import base64
