@@ -1120,4 +1120,9 @@ def render_markdown(report):
             if item["category"] == category:
                 lines.append("| `%s` | %s | %s |" % (item["id"], item["status"], _md(item["summary"])))
         lines.append("")
+    if report.get("dmarc"):
+        # The readiness tables and pictures of the aggregate reports (imported here: dmarc_reports
+        # builds its checks with this module's check()).
+        from ansible_collections.mailward.mail.plugins.module_utils.dmarc_reports import markdown as dmarc_markdown
+        lines.extend(dmarc_markdown(report["dmarc"]))
     return "\n".join(lines)

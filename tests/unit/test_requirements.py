@@ -31,6 +31,9 @@ COPIES = Path(str(importlib.metadata.distribution("ansible").locate_file("ansibl
 TARGET_ONLY_IMPORTS = {"Milter"}
 # Python import name -> the distribution requirements.txt names.
 IMPORT_TO_DIST = {"dns": "dnspython", "cryptography": "cryptography", "passlib": "passlib"}
+# Optional runtime imports: import name -> (distribution, the requirements file that pins it). The
+# module importing it fails with missing_required_lib naming that file when it is absent.
+OPTIONAL_IMPORTS = {"parsedmarc": ("parsedmarc", "requirements-dmarc.txt")}
 DEV_TOOLS = {"ansible", "ansible-lint", "molecule", "molecule-plugins", "pytest", "pytest-testinfra",
              "yamllint", "hypothesis", "dkimpy", "matplotlib", "ansible-builder"}
 
@@ -102,6 +105,10 @@ def test_requirements_txt_covers_the_plugins_imports():
     assert {"dns", "cryptography", "passlib"} <= set(imports), imports  # the scan sees them
     for module, files in imports.items():
         if module in TARGET_ONLY_IMPORTS:
+            continue
+        if module in OPTIONAL_IMPORTS:
+            dist, where = OPTIONAL_IMPORTS[module]
+            assert dist in pins(ROOT / where) and dist not in runtime, "%s: pinned in %s only" % (dist, where)
             continue
         assert module in IMPORT_TO_DIST, "%s (imported by %s): which distribution? add it to requirements.txt" % (module, files)
         assert IMPORT_TO_DIST[module] in runtime, "%s (imported by %s) is not in requirements.txt" % (IMPORT_TO_DIST[module], files)
