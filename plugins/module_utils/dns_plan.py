@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 from ansible_collections.mailward.mail.plugins.module_utils.errors import MailwardError
 from ansible_collections.mailward.mail.plugins.module_utils.families import KIND_TO_TYPE, MANAGE_TYPES, fqdn as _fqdn  # noqa: F401  (MANAGE_TYPES: the dns_publish action's choices)
+from ansible_collections.mailward.mail.plugins.module_utils.families import bare as _bare
+from ansible_collections.mailward.mail.plugins.module_utils.families import txt_tag
 
 
 
@@ -274,3 +276,147 @@ def dns_zone_fragments(records, header, domains=()):
             lines.append("%-*s %6d IN %-5s %s" % (width, record["name"], int(record["ttl"]), record["type"], text))
         files["%s.zone" % zone] = "\n".join(lines) + "\n"
     return files
+
+
+# ------------------------------------------------------------------------------------------
+# Pruning: what the role published earlier, so that it can remove what it no longer generates
+# and nothing else. nsupdate keeps the list IN DNS (a TXT rrset per zone, the "registry",
+# updated in the same RFC 2136 message as the records); zonefile keeps a manifest file in each
+# directory it writes. Both are lists of entries; the pure decisions live here.
+# ------------------------------------------------------------------------------------------
+
+REGISTRY_TAG = "v=mailward1"
+_ENTRY_FIELDS = {"f": "family", "d": "domain", "n": "name", "t": "type", "g": "tag"}
+
+
+def registry_entry(record):
+    """The ownership entry of one published record: ``{family, domain, name, type, tag}``.
+
+    ``family``: the dns_manage_types name (from ``family``, else the record's ``kind``);
+    ``domain``: the mail domain (or MX host) the record belongs to; ``tag``: for TXT, the first
+    tag of the value (``v=spf1``, ``v=dkim1``...), the part of a shared TXT rrset that is ours;
+    empty for other types, whose rrset is ours whole.
+    """
+    family = record.get("family") or KIND_TO_TYPE.get(record.get("kind"))
+    if family not in MANAGE_TYPES:
+        raise MailwardError("record %s %s: unknown family/kind (%r, %r)" % (
+            record.get("name"), record.get("type"), record.get("family"), record.get("kind")))
+    rtype = str(record["type"]).upper()
+    return {"family": family, "domain": _bare(record.get("domain") or record["name"]),
+            "name": _fqdn(record["name"]), "type": rtype,
+            "tag": txt_tag(record["value"]) if rtype == "TXT" else ""}
+
+
+def entry_key(entry):
+    """What identifies an entry: (owner, type, TXT tag)."""
+    return (entry["name"], entry["type"], entry["tag"])
+
+
+def registry_text(entry):
+    """One registry TXT value: ``v=mailward1 f=SPF d=example.test n=example.test. t=TXT g=v=spf1``.
+
+    Names and tags hold no white space (host names; ``txt_tag`` stops at a blank), so fields are
+    separated by blanks and each is split at its first ``=``.
+    """
+    fields = [REGISTRY_TAG, "f=" + entry["family"], "d=" + entry["domain"], "n=" + entry["name"],
+              "t=" + entry["type"]]
+    if entry["tag"]:
+        fields.append("g=" + entry["tag"])
+    return " ".join(fields)
+
+
+def registry_parse(text):
+    """The entry of a registry value, or None for a value that is not one (foreign, damaged):
+    such a value is never a reason to delete anything."""
+    parts = str(text).split()
+    if not parts or parts[0].lower() != REGISTRY_TAG:
+        return None
+    fields = {}
+    for part in parts[1:]:
+        key, sep, value = part.partition("=")
+        if not sep or key not in _ENTRY_FIELDS or _ENTRY_FIELDS[key] in fields:
+            return None
+        fields[_ENTRY_FIELDS[key]] = value
+    if not all(fields.get(k) for k in ("family", "domain", "name", "type")):
+        return None
+    return {"family": fields["family"], "domain": _bare(fields["domain"]), "name": _fqdn(fields["name"]),
+            "type": fields["type"].upper(), "tag": fields.get("tag", "").lower()}
+
+
+def registry_plan(registered, wanted, prune=True, scope=(), families=(), keep=()):
+    """Decide what stays registered and what is removed.
+
+    ``registered``: the entries published earlier (read back from the registry / manifest);
+    ``wanted``: the entries of what is published now. An entry registered earlier and not
+    wanted now is removed (returned in ``pruned``) only when all of these hold:
+
+    - ``prune`` is true;
+    - its family is in ``families`` (``dns_manage_types``: a family the role does not manage is
+      never touched);
+    - its domain is in ``scope`` (the mail domains and MX hosts of this play, plus
+      ``dns_prune_domains``): a domain outside the play (``--limit``, another inventory sharing
+      the zone) is not a domain removed from the inventory;
+    - its (name, type) is not in ``keep`` (a configured DKIM selector whose key is not known in
+      this run is not a removed selector).
+
+    Every other registered entry stays registered (it is still ours, to be pruned later).
+    Returns ``(entries, pruned)``: both sorted by (name, type, tag); ``entries`` is the new
+    registry (wanted first-wins by key, then the kept ones).
+    """
+    scope = {_bare(d) for d in scope}
+    families = set(families)
+    keep = {(_fqdn(name), str(rtype).upper()) for name, rtype in keep}
+    entries = {}
+    for entry in wanted:
+        entries.setdefault(entry_key(entry), entry)
+    pruned = {}
+    for entry in registered:
+        key = entry_key(entry)
+        if key in entries or key in pruned:
+            continue
+        if prune and entry["family"] in families and entry["domain"] in scope \
+                and (entry["name"], entry["type"]) not in keep:
+            pruned[key] = entry
+        else:
+            entries[key] = entry
+    return ([entries[k] for k in sorted(entries)], [pruned[k] for k in sorted(pruned)])
+
+
+MANIFEST_FORMAT = 1
+
+
+def manifest_plan(manifest, owners, prune=True, scope=(), families=()):
+    """Which files of a directory the zonefile backend removes, and its new manifest.
+
+    ``manifest``: ``{file: {domains: [...], families: [...]}}`` as written by an earlier run
+    (files the role wrote); ``owners``: the same for every file written now. A file of the
+    manifest that is not written now is removed when ``prune`` is true, every one of its
+    domains is in ``scope`` and every one of its families in ``families`` (same reasons as
+    ``registry_plan``); otherwise it stays in the manifest. A file that is in no manifest is
+    never removed (foreign files; files of a version without manifest).
+
+    Returns ``(new manifest, [file to remove])``, the list sorted.
+    """
+    scope = {_bare(d) for d in scope}
+    families = set(families)
+    new = {name: {"domains": sorted({_bare(d) for d in meta.get("domains", [])}),
+                  "families": sorted(set(meta.get("families", [])))} for name, meta in owners.items()}
+    remove = []
+    for name in sorted(manifest):
+        if name in new:
+            continue
+        meta = manifest[name]
+        domains, fams = set(meta.get("domains") or []), set(meta.get("families") or [])
+        if prune and domains <= scope and fams <= families:
+            remove.append(name)
+        else:
+            new[name] = {"domains": sorted(domains), "families": sorted(fams)}
+    return new, remove
+
+
+def zone_of_removed(domain, zones, mapping="auto"):
+    """The zone that held a removed domain's records (``dns_prune_domains``, nsupdate): its
+    ``dns_nsupdate_zone`` mapping, else the longest zone of the play containing it, else itself."""
+    if isinstance(mapping, Mapping) and domain in mapping:
+        return _fqdn(mapping[domain])
+    return zone_of(domain, zones) or _fqdn(domain)

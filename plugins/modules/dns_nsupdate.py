@@ -25,6 +25,17 @@ description:
     last found matching, or when the wanted records changed. The serials of all zones are asked
     with queries pipelined over one TCP connection, so a re-run with nothing to change costs one
     small query per zone, not one transfer.
+  - Pruning. With O(registry), each zone holds a TXT rrset at C(<registry>.<zone>) (C(_mailward))
+    listing what this module published there - one value per rrset part, such as
+    C(v=mailward1 f=DKIM d=example.test n=s1._domainkey.example.test. t=TXT g=v=dkim1) (family,
+    domain, owner, type, TXT tag). It is rewritten in the same UPDATE message as the records,
+    with the registry as read as the message's prerequisite, so both change together or not at all.
+  - A registered rrset part that is no longer wanted is deleted when O(prune) is true, its
+    domain is in O(prune_scope), its family in O(prune_families) and its name and type not in
+    O(prune_keep) - for TXT only the strings with its tag (a foreign TXT at the same name, a
+    DKIM name included, stays), for other types its whole rrset. Anything not registered is
+    never deleted; on the first run against records of a version without registry, the wanted
+    records are registered (adopted) and nothing else is.
   - Runs where dnspython is installed (the controller). The dns role calls it through its
     C(dns_publish) action plugin.
 options:
@@ -37,6 +48,8 @@ options:
         in presentation form (TXT unquoted and unsplit), C(ttl), C(zone) the zone it belongs to.
       - C(strings) optionally gives the TXT character-strings (each at most 255 bytes); without
         it the value is split every 255 bytes (never inside a UTF-8 character).
+      - With O(registry), C(family) (a dns_manage_types name, or C(kind) a mail_domains_records
+        kind) and C(domain) (the mail domain or MX host it belongs to) say under what it is registered.
       - Exactly one of O(records) and O(records_json) is required.
     type: list
     elements: dict
@@ -82,6 +95,38 @@ options:
         the serial or the wanted records change."
     type: path
     default: ""
+  registry:
+    description: Owner name, relative to each zone, of the registry TXT rrset. Empty - no registry, no pruning.
+    type: str
+    default: _mailward
+  registry_ttl:
+    description: TTL of the registry rrset.
+    type: int
+    default: 3600
+  prune:
+    description: Delete registered records that are no longer wanted (see the description).
+    type: bool
+    default: true
+  prune_scope:
+    description: Mail domains (and MX host names) whose registered records may be deleted.
+    type: list
+    elements: str
+    default: []
+  prune_families:
+    description: Record families (dns_manage_types names, such as C(DKIM), C(MTA_STS)) whose registered records may be deleted.
+    type: list
+    elements: str
+    default: []
+  prune_keep:
+    description: "C(<name> <TYPE>) items never deleted even when registered and not wanted (a DKIM selector whose key is unknown)."
+    type: list
+    elements: str
+    default: []
+  zones:
+    description: Zones read (and pruned) even though no wanted record is in them (a removed domain's zone).
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -155,6 +200,13 @@ zones_read:
   type: int
   returned: always
   sample: 1
+pruned:
+  description: Registry entries whose records were (or, in check mode, would be) deleted.
+  type: list
+  elements: dict
+  returned: always
+  sample:
+    - {zone: example.test, family: DKIM, domain: example.test, name: s1._domainkey.example.test., type: TXT, tag: v=dkim1}
 updated_zones:
   description: Zones that got an UPDATE message (or would, in check mode), without trailing dot.
   type: list
@@ -174,6 +226,8 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.mailward.mail.plugins.module_utils.dns_plan import (REGISTRY_TAG, registry_entry, registry_parse,
+                                                                            registry_plan, registry_text)
 from ansible_collections.mailward.mail.plugins.module_utils.errors import MailwardError
 from ansible_collections.mailward.mail.plugins.module_utils.families import fqdn as _fqdn
 from ansible_collections.mailward.mail.plugins.module_utils.families import owns_whole_rrset, txt_tag
@@ -356,6 +410,113 @@ def plan_zone(wanted_rrsets, current):
     return changes
 
 
+class Ownership:
+    """The registry settings of a run: where it lives in each zone and what may be pruned.
+
+    ``label``: owner of the registry TXT rrset, relative to the zone (``_mailward``);
+    ``ttl``: its TTL; ``prune``, ``scope``, ``families``, ``keep``: as ``registry_plan`` takes them.
+    """
+
+    def __init__(self, label="_mailward", ttl=3600, prune=True, scope=(), families=(), keep=()):
+        self.label = label
+        self.ttl = int(ttl)
+        self.prune = bool(prune)
+        self.scope = sorted({str(d).lower().rstrip(".") for d in scope})
+        self.families = sorted(set(families))
+        self.keep = sorted({(_fqdn(n), str(t).upper()) for n, t in keep})
+
+    def name(self, zone):
+        return dns.name.from_text(self.label, origin=zone)
+
+    def digest_text(self):
+        """What, besides the wanted records, decides a zone's plan (part of the cache digest)."""
+        return json.dumps([self.label, self.ttl, self.prune, self.scope, self.families, self.keep])
+
+
+_REGISTRY_TAG = REGISTRY_TAG.encode()
+
+
+def registered(zone, current, own):
+    """(registry rdataset or None, [its rdata that are ours], [entries parsed from them])."""
+    rdataset = current.get((own.name(zone), dns.rdatatype.TXT))
+    ours = [r for r in rdataset or [] if txt_tag(rdata_key(r)) == _REGISTRY_TAG]
+    entries = [registry_parse(rdata_key(r).decode("utf-8", "replace")) for r in ours]
+    return rdataset, ours, [e for e in entries if e]
+
+
+def plan_registry(zone, records, current, own):
+    """Prune what the registry lists and is no longer wanted; rewrite the registry.
+
+    ``records``: the zone's wanted records (dicts with ``family``/``kind`` and ``domain``);
+    ``current``: as for ``plan_zone``, holding the registry rrset and every registered
+    (name, type) that exists. A pruned TXT entry deletes only the strings with its tag (a
+    foreign TXT at the same name stays, at a DKIM name too); any other type its whole rrset.
+    Returns (changes like plan_zone's, [pruned entries], registry rdataset as read or None).
+    """
+    name = own.name(zone)
+    rdataset, ours, entries = registered(zone, current, own)
+    try:
+        wanted = [registry_entry(r) for r in records]
+    except MailwardError as exc:
+        raise PlanError(str(exc))
+    if any(absolute(e["name"]) == name for e in wanted):
+        raise PlanError("zone %s: %s is the registry of the records mailward publishes; no record may "
+                        "be published there" % (zone, name))
+    keep, pruned = registry_plan(entries, wanted, own.prune, own.scope, own.families, own.keep)
+    changes = []
+    for entry in pruned:
+        owner, rdtype = absolute(entry["name"]), _rdtype(entry["type"])
+        existing = current.get((owner, rdtype))
+        if not existing:
+            continue
+        if rdtype == dns.rdatatype.TXT:
+            delete = [r for r in existing if txt_tag(rdata_key(r)).decode("utf-8", "replace") == entry["tag"]]
+        else:
+            delete = list(existing)
+        if delete:
+            changes.append((owner, rdtype, existing.ttl, delete, []))
+    want = {}
+    for entry in keep:
+        rdata = TXT(dns.rdataclass.IN, dns.rdatatype.TXT, chunk_txt(registry_text(entry)))
+        want.setdefault(rdata_key(rdata), rdata)
+    have = {rdata_key(r): r for r in ours}
+    if ours and rdataset.ttl != own.ttl and want:
+        delete, add = ours, list(want.values())
+    else:
+        delete = [r for k, r in have.items() if k not in want]
+        add = [r for k, r in want.items() if k not in have]
+    if delete or add:
+        changes.append((name, dns.rdatatype.TXT, own.ttl, delete, add))
+    return changes, pruned, rdataset
+
+
+def merge_changes(*plans):
+    """One change per (name, type): deletions and additions of several plans joined, sorted."""
+    merged = {}
+    for plan in plans:
+        for name, rdtype, ttl, delete, add in plan:
+            if (name, rdtype) not in merged:
+                merged[(name, rdtype)] = (name, rdtype, ttl, list(delete), list(add))
+                continue
+            _, _, first_ttl, deletes, adds = merged[(name, rdtype)]
+            seen = {rdata_key(r) for r in deletes}
+            deletes.extend(r for r in delete if rdata_key(r) not in seen)
+            seen = {rdata_key(r) for r in adds}
+            adds.extend(r for r in add if rdata_key(r) not in seen)
+            merged[(name, rdtype)] = (name, rdtype, ttl if add else first_ttl, deletes, adds)
+    return [merged[k] for k in sorted(merged, key=lambda k: (k[0].to_text(), k[1]))]
+
+
+def plan_all(zone, rrsets, wanted_rrsets, current, own):
+    """plan_zone, plus the registry (when ``own``): (changes, pruned entries, registry as read)."""
+    changes = plan_zone(wanted_rrsets, current)
+    if own is None:
+        return changes, [], None
+    records = [r for _, recs in rrsets.values() for r in recs]
+    extra, pruned, rdataset = plan_registry(zone, records, current, own)
+    return merge_changes(changes, extra), pruned, rdataset
+
+
 def present(name, ttl, rdata):
     """One zone-file line."""
     return "%s %d IN %s %s" % (name.to_text(), ttl, dns.rdatatype.to_text(rdata.rdtype), rdata.to_text())
@@ -369,13 +530,18 @@ def present(name, ttl, rdata):
 CACHE_FORMAT = 1
 
 
-def zone_digest(rrsets):
-    """A stable digest of what we want in one zone: names, types, TTLs and values as given."""
+def zone_digest(rrsets, extra=""):
+    """A stable digest of what we want in one zone: names, types, TTLs and values as given (with
+    the family and domain each is registered under), and ``extra`` (the pruning settings)."""
     lines = []
     for (name, rdtype), (ttl, records) in rrsets.items():
-        values = sorted(str(r["value"]) for r in records)
+        values = sorted("%s %s %s" % (r["value"], r.get("family") or r.get("kind") or "", r.get("domain") or "")
+                        for r in records)
         lines.append("%s %d %d %s" % (name, rdtype, ttl, "|".join(values)))
-    return hashlib.sha256("\n".join(sorted(lines)).encode("utf-8")).hexdigest()
+    lines.sort()
+    if extra:
+        lines.append(extra)
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
 def load_cache(path, server_id):
@@ -581,13 +747,14 @@ class Server:
                             "transfers-out (10) at once: keep workers below" % (zone, self.address, exc))
         return serial, current
 
-    def read_query(self, zones_wanted):
-        """{zone: (serial, current)} for the wanted rrsets (and CNAMEs at their names), pipelined."""
+    def read_query(self, zones_wanted, extra=None):
+        """{zone: (serial, current)} for the wanted rrsets and ``extra[zone]`` (name, rdtype)
+        keys (and CNAMEs at their names), pipelined."""
         questions, owners = [], []
         for zone, wanted_rrsets in zones_wanted.items():
             questions.append((zone, dns.rdatatype.SOA))
             owners.append(zone)
-            for (name, rdtype) in wanted_rrsets:
+            for (name, rdtype) in list(wanted_rrsets) + list((extra or {}).get(zone, [])):
                 questions.append((name, rdtype))
                 owners.append(zone)
         out = {zone: [None, {}] for zone in zones_wanted}
@@ -607,9 +774,20 @@ class Server:
                     out[zone][1][(rrset.name, rrset.rdtype)] = rrset
         return {zone: errors.get(zone) or tuple(value) for zone, value in out.items()}
 
-    def send(self, zone, changes):
-        """One UPDATE message with every change of the zone."""
+    def send(self, zone, changes, registry=None):
+        """One UPDATE message with every change of the zone.
+
+        ``registry``: (its name, the registry rdataset as read or None): a prerequisite (RFC 2136
+        section 2.4) that it is still exactly that, so two runs at once cannot lose each other's
+        entries: the server applies all of the message or none of it.
+        """
         update = dns.update.UpdateMessage(zone, **self._tsig())
+        if registry is not None:
+            name, rdataset = registry
+            if rdataset:
+                update.present(name, *list(rdataset))
+            else:
+                update.absent(name, dns.rdatatype.TXT)
         for name, _, _, delete, _ in changes:
             for rdata in delete:
                 update.delete(name, rdata)
@@ -620,18 +798,48 @@ class Server:
                 update.add(name, ttl, rdata)
         response = dns.query.tcp(update, self.address, timeout=self.timeout, port=self.port)
         rcode = response.rcode()
+        if registry is not None and rcode in (dns.rcode.NXRRSET, dns.rcode.YXRRSET):
+            raise PlanError("zone %s: the registry %s changed since it was read (another run at the same "
+                            "time?); nothing was changed, run again" % (zone, registry[0]))
         if rcode != dns.rcode.NOERROR:
             raise PlanError("zone %s: UPDATE refused by %s: %s (is the server primary for the zone, and does "
                             "allow-update/update-policy grant the key? BIND also refuses an MX whose in-zone "
                             "target has no A/AAAA; see the server log)" % (zone, self.address, dns.rcode.to_text(rcode)))
 
 
-def read_zones(server, read, zones_wanted, workers):
-    """{zone: (serial, current) or PlanError}."""
+def read_zones(server, read, zones_wanted, workers, own=None):
+    """{zone: (serial, current) or PlanError}.
+
+    With ``read == "query"`` and a registry (``own``), the registry is asked with the wanted
+    rrsets, then every (name, type) it lists that was not asked yet.
+    """
     if not zones_wanted:
         return {}
     if read == "query":
-        return server.read_query(zones_wanted)
+        if own is None:
+            return server.read_query(zones_wanted)
+        states = server.read_query(zones_wanted, {z: [(own.name(z), dns.rdatatype.TXT)] for z in zones_wanted})
+        more = {}
+        for zone, state in states.items():
+            if isinstance(state, PlanError):
+                continue
+            for entry in registered(zone, state[1], own)[2]:
+                try:
+                    key = (absolute(entry["name"]), _rdtype(entry["type"]))
+                except dns.exception.DNSException:
+                    continue
+                if key not in zones_wanted[zone] and key != (own.name(zone), dns.rdatatype.TXT) \
+                        and key not in more.get(zone, []):
+                    more.setdefault(zone, []).append(key)
+        if more:
+            for zone, state in server.read_query({z: {} for z in more}, more).items():
+                if isinstance(states[zone], PlanError):
+                    continue
+                if isinstance(state, PlanError):
+                    states[zone] = state
+                else:
+                    states[zone][1].update(state[1])
+        return states
 
     def one(zone):
         try:
@@ -645,16 +853,20 @@ def read_zones(server, read, zones_wanted, workers):
         return dict(pool.map(one, list(zones_wanted)))
 
 
-def converge(server, wanted, read, workers, check_mode, cache):
+def converge(server, wanted, read, workers, check_mode, cache, own=None):
     """Read, compare, update and verify every zone that the cache cannot vouch for.
 
-    ``wanted``: the output of group_records (values still unparsed).
+    ``wanted``: the output of group_records (values still unparsed); a zone may map to no
+    records (a zone of a removed domain, only pruned). ``own``: an Ownership (the registry and
+    what may be pruned), or None for no registry and no pruning.
 
-    Returns (changes {zone: [...]}, errors [text], verified {zone text: [serial, digest]}, read count).
+    Returns (changes {zone: [...]}, errors [text], verified {zone text: [serial, digest]}, read count,
+    pruned {zone: [entry]}).
     """
-    errors, changes, verified = [], {}, {}
+    errors, changes, verified, pruned = [], {}, {}, {}
     zones = sorted(wanted, key=lambda z: z.to_text())
-    digests = {zone: zone_digest(wanted[zone]) for zone in zones}
+    extra = own.digest_text() if own is not None else ""
+    digests = {zone: zone_digest(wanted[zone], extra) for zone in zones}
     todo = {}
     for zone, serial in server.serials(zones).items():
         if isinstance(serial, PlanError):
@@ -666,28 +878,29 @@ def converge(server, wanted, read, workers, check_mode, cache):
                 todo[zone] = build_rrsets(wanted[zone])
             except PlanError as exc:
                 errors.append(str(exc))
-    wanted = todo
     to_send = {}
-    for zone, state in read_zones(server, read, todo, workers).items():
+    for zone, state in read_zones(server, read, todo, workers, own).items():
         try:
             if isinstance(state, PlanError):
                 raise state
             serial, current = state
-            plan = plan_zone(wanted[zone], current)
+            plan, gone, registry = plan_all(zone, wanted[zone], todo[zone], current, own)
         except PlanError as exc:
             errors.append(str(exc))
             continue
+        if gone:
+            pruned[zone] = gone
         if plan:
             changes[zone] = plan
-            to_send[zone] = plan
+            to_send[zone] = (plan, None if own is None else (own.name(zone), registry))
         elif serial is not None:
             verified[zone.to_text()] = [serial, digests[zone]]
     if check_mode or not to_send:
-        return changes, errors, verified, len(todo)
+        return changes, errors, verified, len(todo), pruned
 
     def send(zone):
         try:
-            server.send(zone, to_send[zone])
+            server.send(zone, *to_send[zone])
             return zone, None
         except PlanError as exc:
             return zone, str(exc)
@@ -702,21 +915,44 @@ def converge(server, wanted, read, workers, check_mode, cache):
             else:
                 sent.append(zone)
     # Read back what was sent: a server may accept an update and ignore part of it.
-    for zone, state in read_zones(server, read, {z: wanted[z] for z in sent}, workers).items():
+    for zone, state in read_zones(server, read, {z: todo[z] for z in sent}, workers, own).items():
         try:
             if isinstance(state, PlanError):
                 raise state
             serial, current = state
-            left = plan_zone(wanted[zone], current)
+            left = plan_all(zone, wanted[zone], todo[zone], current, own)[0]
         except PlanError as exc:
             errors.append(str(exc))
             continue
+        # A pruned record is no longer in the registry, so the plan cannot see it: look for it.
+        for name, rdtype, _, delete, add in to_send[zone][0]:
+            kept = {rdata_key(r) for r in add}
+            there = {rdata_key(r) for r in current.get((name, rdtype)) or []}
+            if any(rdata_key(r) in there and rdata_key(r) not in kept for r in delete):
+                left.append((name, rdtype, 0, [], []))
         if left:
             errors.append("zone %s: after the update the server still differs at %s; it ignored part of "
                           "the update (see its log)" % (zone, ", ".join(sorted({c[0].to_text() for c in left}))))
         elif serial is not None:
             verified[zone.to_text()] = [serial, digests[zone]]
-    return changes, errors, verified, len(todo)
+    return changes, errors, verified, len(todo), pruned
+
+
+def ownership(params):
+    """The Ownership of the module's options, or None when ``registry`` is empty."""
+    label = params["registry"]
+    if not label:
+        return None
+    if label.endswith(".") or dns.name.from_text(label, origin=None).is_absolute():
+        raise PlanError("registry %r: must be a name relative to each zone (like _mailward)" % label)
+    keep = []
+    for item in params["prune_keep"]:
+        parts = item.split()
+        if len(parts) != 2:
+            raise PlanError("prune_keep %r: must be '<name> <TYPE>'" % item)
+        keep.append(parts)
+    return Ownership(label, params["registry_ttl"], params["prune"], params["prune_scope"],
+                     params["prune_families"], keep)
 
 
 def resolve(server):
@@ -742,6 +978,13 @@ def main():
             timeout=dict(type="float", default=10),
             workers=dict(type="int", default=4),
             cache=dict(type="path", default=""),
+            registry=dict(type="str", default="_mailward"),
+            registry_ttl=dict(type="int", default=3600),
+            prune=dict(type="bool", default=True),
+            prune_scope=dict(type="list", elements="str", default=[]),
+            prune_families=dict(type="list", elements="str", default=[]),
+            prune_keep=dict(type="list", elements="str", default=[]),
+            zones=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
         required_one_of=[("records", "records_json")],
@@ -757,16 +1000,19 @@ def main():
     try:
         records = params["records"] if params["records"] is not None else json.loads(params["records_json"])
         wanted = group_records(records)
+        for zone in params["zones"]:
+            wanted.setdefault(absolute(zone), {})
+        own = ownership(params)
         address = resolve(params["server"])
-    except (PlanError, ValueError) as exc:
+    except (PlanError, ValueError, dns.exception.DNSException) as exc:
         module.fail_json(msg=str(exc), invocation=invocation)
     server = Server(address, params["port"], params["timeout"], params["key_name"],
                     params["key_secret"], params["key_algorithm"])
     server_id = "%s#%d" % (address, params["port"])
     cache = load_cache(params["cache"], server_id)
 
-    changes_by_zone, errors, verified, read_count = converge(server, wanted, params["read"], params["workers"],
-                                                             module.check_mode, cache)
+    changes_by_zone, errors, verified, read_count, pruned = converge(
+        server, wanted, params["read"], params["workers"], module.check_mode, cache, own)
 
     changes, diffs = [], []
     for zone in sorted(changes_by_zone, key=lambda z: z.to_text()):
@@ -795,6 +1041,8 @@ def main():
 
     result = dict(changed=bool(changes), changes=changes, zones=len(wanted), zones_read=read_count,
                   updated_zones=sorted(z.to_text(omit_final_dot=True) for z in changes_by_zone), diff=diffs,
+                  pruned=[dict(e, zone=z.to_text(omit_final_dot=True))
+                          for z in sorted(pruned, key=lambda z: z.to_text()) for e in pruned[z]],
                   invocation=invocation)
     if errors:
         module.fail_json(msg="; ".join(sorted(errors)), **result)

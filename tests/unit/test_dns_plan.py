@@ -240,3 +240,75 @@ def test_fragments_parse_back_to_the_generated_records(rsa_pem):
 def test_fragments_need_txt_text():
     with pytest.raises(AnsibleFilterError, match="has no text"):
         plan.dns_zone_fragments([{"zone": "a.test", "name": "a.test.", "type": "TXT", "value": "x", "ttl": 1}], ";")
+
+
+# ------------------------------------------------------------------------------------------
+# Pruning (issue 17, item 2): registry entries and the zonefile manifest
+# ------------------------------------------------------------------------------------------
+
+def _entry(name, rtype="TXT", tag="", family="DKIM", domain="example.test"):
+    return {"family": family, "domain": domain, "name": name, "type": rtype, "tag": tag}
+
+
+def test_registry_entry_text_round_trip_and_foreign_values():
+    record = {"kind": "dmarc_report_auth", "domain": "example.test", "type": "TXT", "value": "v=DMARC1",
+              "name": "Example.Test._report._dmarc.Partner.Test"}
+    entry = plan.registry_entry(record)
+    assert entry == {"family": "DMARC_REPORT", "domain": "example.test", "type": "TXT", "tag": "v=dmarc1",
+                     "name": "example.test._report._dmarc.partner.test."}
+    text = plan.registry_text(entry)
+    assert text == "v=mailward1 f=DMARC_REPORT d=example.test n=example.test._report._dmarc.partner.test. t=TXT g=v=dmarc1"
+    assert plan.registry_parse(text) == entry
+    mx = plan.registry_entry({"family": "MX", "domain": "example.test", "name": "example.test.", "type": "mx",
+                              "value": "10 mx1.example.test."})
+    assert plan.registry_parse(plan.registry_text(mx)) == mx and mx["tag"] == ""
+    for foreign in ("google-site-verification=x", "v=mailward1", "v=mailward1 f=DKIM n=a. t=TXT",
+                    "v=mailward1 f=DKIM d=a n=a. t=TXT x=1", "v=mailward1 f=DKIM d=a d=b n=a. t=TXT", ""):
+        assert plan.registry_parse(foreign) is None, foreign
+    with pytest.raises(AnsibleFilterError, match="unknown family"):
+        plan.registry_entry({"kind": "nope", "name": "a.", "type": "TXT", "value": "x"})
+
+
+def test_registry_plan_prunes_only_what_is_registered_in_scope_managed_and_not_kept():
+    s1 = _entry("s1._domainkey.example.test.", tag="v=dkim1")
+    s2 = _entry("s2._domainkey.example.test.", tag="v=dkim1")
+    other = _entry("s9._domainkey.other.test.", tag="v=dkim1", domain="other.test")
+    sts = _entry("_mta-sts.example.test.", tag="v=stsv1", family="MTA_STS")
+    families = list(plan.MANAGE_TYPES)
+    entries, pruned = plan.registry_plan([s1, s2, other, sts], [s1], True, ["example.test"], families)
+    assert pruned == [sts, s2] and entries == [s1, other]
+    assert plan.registry_plan([s1, s2], [s1], False, ["example.test"], families) == ([s1, s2], [])
+    assert plan.registry_plan([s1, s2], [s1], True, ["example.test"], ["MX"]) == ([s1, s2], [])
+    assert plan.registry_plan([s1, s2], [s1], True, ["example.test"], families,
+                              keep=[("S2._domainkey.example.test", "txt")]) == ([s1, s2], [])
+    # Adoption: nothing registered yet, what is wanted becomes registered; nothing is pruned.
+    assert plan.registry_plan([], [s1, s1], True, ["example.test"], families) == ([s1], [])
+    # A wanted entry replaces a registered one with the same key (new domain/family attribution).
+    moved = dict(s1, domain="other.test")
+    assert plan.registry_plan([s1], [moved], True, ["example.test"], families) == ([moved], [])
+
+
+def test_manifest_plan_removes_only_files_it_wrote_in_scope():
+    manifest = {"example.test.zone": {"domains": ["example.test"], "families": ["MX", "SPF"]},
+                "example.test.mta-sts.txt": {"domains": ["example.test"], "families": ["MTA_STS"]},
+                "other.test.zone": {"domains": ["other.test"], "families": ["MX"]},
+                "mixed.test.zone": {"domains": ["example.test", "other.test"], "families": ["MX"]}}
+    owners = {"example.test.zone": {"domains": ["Example.Test"], "families": ["MX"]}}
+    families = list(plan.MANAGE_TYPES)
+    new, remove = plan.manifest_plan(manifest, owners, True, ["example.test"], families)
+    assert remove == ["example.test.mta-sts.txt"]
+    assert new == {"example.test.zone": {"domains": ["example.test"], "families": ["MX"]},
+                   "other.test.zone": manifest["other.test.zone"], "mixed.test.zone": manifest["mixed.test.zone"]}
+    assert plan.manifest_plan(manifest, owners, True, ["example.test", "other.test"], families)[1] == [
+        "example.test.mta-sts.txt", "mixed.test.zone", "other.test.zone"]
+    assert plan.manifest_plan(manifest, owners, True, ["example.test"], ["MX"])[1] == []
+    assert plan.manifest_plan(manifest, owners, False, ["example.test"], families)[1] == []
+    assert plan.manifest_plan({}, owners, True, ["example.test"], families) == (
+        {"example.test.zone": {"domains": ["example.test"], "families": ["MX"]}}, [])
+
+
+def test_zone_of_a_removed_domain():
+    zones = {"example.test.", "partner.test."}
+    assert plan.zone_of_removed("old.test", zones) == "old.test."
+    assert plan.zone_of_removed("mx9.example.test", zones) == "example.test."
+    assert plan.zone_of_removed("lists.old.test", zones, {"lists.old.test": "old.test"}) == "old.test."
