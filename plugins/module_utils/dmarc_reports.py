@@ -354,6 +354,14 @@ def daily_svg(summary, width=720, height=260):
     peak = max([d["messages"] for d in days] + [1])
     step = plot_w / max(len(days), 1)
     bar = max(step * 0.7, 1.0)
+    # The share axis starts at 90 % (lower only when a day was lower, by tenths): the difference
+    # between 97 % and 99 % is what matters, and on a 0..100 % axis it would not show.
+    rates = [d["aligned_rate"] for d in days if d["aligned_rate"] is not None]
+    low = min([0.9] + [int(r * 10) / 10.0 for r in rates])
+
+    def rate_y(rate):
+        return top + plot_h - plot_h * (min(max(rate, low), 1.0) - low) / (1.0 - low)
+
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
            'font-family="sans-serif" font-size="11">' % (width, height, width, height),
            '<title>%s</title>' % escape("DMARC %s: messages and aligned share per day, %s..%s"
@@ -367,7 +375,7 @@ def daily_svg(summary, width=720, height=260):
     for frac in (0, 0.5, 1):
         y = top + plot_h - frac * plot_h
         out.append('<text x="%d" y="%.1f" text-anchor="end" fill="#36c">%d</text>' % (left - 6, y + 4, round(peak * frac)))
-        out.append('<text x="%d" y="%.1f" fill="#c60">%d%%</text>' % (left + plot_w + 6, y + 4, round(100 * frac)))
+        out.append('<text x="%d" y="%.1f" fill="#c60">%d%%</text>' % (left + plot_w + 6, y + 4, round(100 * (low + frac * (1 - low)))))
     points = []
     for i, d in enumerate(days):
         x = left + i * step + (step - bar) / 2
@@ -377,8 +385,8 @@ def daily_svg(summary, width=720, height=260):
         if i % max(1, len(days) // 7) == 0 or i == len(days) - 1:
             out.append('<text x="%.1f" y="%d" text-anchor="middle">%s</text>' % (x + bar / 2, top + plot_h + 16, d["date"][5:]))
         if d["aligned_rate"] is not None:
-            points.append("%.1f,%.1f" % (x + bar / 2, top + plot_h - plot_h * d["aligned_rate"]))
-    threshold_y = top + plot_h - plot_h * float(summary["threshold"])
+            points.append("%.1f,%.1f" % (x + bar / 2, rate_y(d["aligned_rate"])))
+    threshold_y = rate_y(float(summary["threshold"]))
     out.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#c60" stroke-dasharray="4 3"/>'
                % (left, threshold_y, left + plot_w, threshold_y))
     if points:

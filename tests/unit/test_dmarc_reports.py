@@ -238,6 +238,8 @@ def test_picture_and_markdown(result):
     assert len(bars) == 14
     assert [b.find(ns + "title").text for b in bars][4] == "2026-01-05: 516 messages, 500 aligned"
     assert len(root.find(ns + "polyline").get("points").split()) == 5  # days with messages
+    # the share axis runs from 90 % (no day was lower) to 100 %: 97 % and 100 % look different
+    assert [t.text for t in root.iter(ns + "text") if t.text.endswith("%") and t.get("fill") == "#c60"] == ["90%", "95%", "100%"]
     section = {"domains": result["domains"], "tlsrpt": result["tlsrpt"], "parsed": result["parsed"],
                "skipped": result["skipped"], "pictures": {"example.test": "dmarc-example.test-X.svg"}}
     report = dict(audit.aggregate(result["checks"]), dmarc=section)
