@@ -171,9 +171,11 @@ class ActionModule(ActionBase):
             except AnsibleError as exc:
                 result.update(failed=True, msg=to_native(exc))
                 return result
-            # The zones that held a removed domain's records are read too, to prune them.
+            # The zones that held a removed domain's records are read too, to prune them; a record
+            # still generated that lives there (a DMARC report authorization) is placed there, so
+            # that it is kept, not taken for one that is gone.
             extra_zones = sorted({plan.zone_of_removed(d, set(zones), args["zone"]) for d in removed} - set(zones))
-            placed = plan.dns_zone_records(records, zones, args["ttl"], chunks=chunks)
+            placed = plan.dns_zone_records(records, list(zones) + extra_zones, args["ttl"], chunks=chunks)
             if placed["outside"]:
                 result["notes"].append(
                     "not in any zone this play updates, publish them where those zones are served: %s"

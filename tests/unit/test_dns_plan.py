@@ -312,3 +312,18 @@ def test_zone_of_a_removed_domain():
     assert plan.zone_of_removed("old.test", zones) == "old.test."
     assert plan.zone_of_removed("mx9.example.test", zones) == "example.test."
     assert plan.zone_of_removed("lists.old.test", zones, {"lists.old.test": "old.test"}) == "old.test."
+
+
+def test_prune_settings_of_the_publish_action(rsa_pem):
+    from ansible.errors import AnsibleError
+    from ansible_collections.mailward.mail.plugins.action.dns_publish import prune_settings
+
+    merged = plan.dns_merge_hosts(["mx1", "mx2"], _hostvars(rsa_pem), key_list)
+    scope, removed, keep = prune_settings(merged, ["Old.Test.", "mx9.example.test"])
+    assert scope == ["example.test", "mx1.example.test", "mx2.example.test", "mx9.example.test", "old.test"]
+    assert removed == ["old.test", "mx9.example.test"]
+    assert keep == [("s1._domainkey.example.test.", "TXT")], "a configured selector is never pruned"
+    with pytest.raises(AnsibleError, match="example.test is still a mail domain"):
+        prune_settings(merged, ["example.test"])
+    with pytest.raises(AnsibleError, match="dns_prune_domains: 'bad name'"):
+        prune_settings(merged, ["bad name"])

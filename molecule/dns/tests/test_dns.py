@@ -4,8 +4,10 @@ The expected records are computed here, independently of the role, by the same f
 (mail_domains_normalize + mail_domains_records) from the same input: the scenario's
 molecule.yml and the keys prepare.yml made. The name server is asked from the controller with
 dnspython (AXFR with the TSIG key, and plain queries); named-checkzone runs inside the ns
-container through testinfra's podman backend. The last test edits the zone by hand and re-runs
-the converge playbook: the stale SPF record must be replaced, a foreign TXT left alone.
+container through testinfra's podman backend. The last tests edit the zone by hand and re-run
+the converge playbook: the stale SPF record must be replaced, a foreign TXT left alone; and with
+changed inventory variables (a selector removed, MTA-STS off, a domain removed) what the role
+published earlier is pruned from BIND and the directories, foreign records and files kept.
 """
 
 import json
@@ -25,6 +27,7 @@ import pytest
 import yaml
 
 # The collection by package name: pytest.ini (repository root) puts collections/ on sys.path.
+from ansible_collections.mailward.mail.plugins.module_utils.dns_plan import registry_entry, registry_parse
 from ansible_collections.mailward.mail.plugins.module_utils.inventory import mail_domains_normalize, mail_domains_records
 from ansible_collections.mailward.mail.plugins.module_utils.records import dkim_record, mta_sts_policy, mta_sts_policy_id
 
@@ -56,23 +59,30 @@ def inventory():
         return yaml.safe_load(handle)["provisioner"]["inventory"]
 
 
-@pytest.fixture(scope="module")
-def expected(inventory):
-    """Every record the filters generate for the scenario's input, as the role should publish it."""
+def _generate(inventory, mail_domains=None, public_keys=None):
+    """Every record the filters generate for the scenario's input (or these overrides)."""
     group = inventory["group_vars"]["mail"]
+    mail_domains = group["mail_domains"] if mail_domains is None else mail_domains
+    public_keys = group["opendkim_public_keys"] if public_keys is None else public_keys
     hosts = inventory["hosts"]["all"]["children"]["mail"]["hosts"]
     domains, mx_hosts = {}, []
     for host in hosts:
         hvars = inventory["host_vars"][host]
-        for dom in mail_domains_normalize(group["mail_domains"], host, hvars["mail_hostname"]):
+        for dom in mail_domains_normalize(mail_domains, host, hvars["mail_hostname"]):
             domains.setdefault(dom["name"], dom)
         entry = {"name": hvars["mail_hostname"], "ipv4": hvars.get("mail_public_ipv4"),
                  "ipv6": hvars.get("mail_public_ipv6")}
         if hvars.get("dns_tlsa_cert_pem"):
             entry["cert_pem"] = _file_from_lookup(hvars["dns_tlsa_cert_pem"])
         mx_hosts.append({k: v for k, v in entry.items() if v})
-    keys = [dict(item, public_key=_file_from_lookup(item["public_key"])) for item in group["opendkim_public_keys"]]
-    records = mail_domains_records(list(domains.values()), public_keys=keys, mx_hosts=mx_hosts)
+    keys = [dict(item, public_key=_file_from_lookup(item["public_key"])) for item in public_keys]
+    return mail_domains_records(list(domains.values()), public_keys=keys, mx_hosts=mx_hosts)
+
+
+@pytest.fixture(scope="module")
+def expected(inventory):
+    """Every record the filters generate for the scenario's input, as the role should publish it."""
+    records = _generate(inventory)
     assert {r["kind"] for r in records} >= {"mx", "spf", "dkim", "dmarc", "dmarc_report_auth", "mta_sts",
                                             "tlsrpt", "a", "aaaa", "tlsa"}, "the scenario must cover every kind"
     return records
@@ -123,12 +133,47 @@ def _axfr(server, tsig, zone):
     return out
 
 
+def _registry_name(zone):
+    return "_mailward.%s." % zone
+
+
 def _served(server, tsig):
-    """Every rrset of both zones, baseline records left out."""
+    """Every rrset of both zones, baseline records and the registries left out."""
     served = {}
     for zone in ZONES:
-        served.update({k: v for k, v in _axfr(server, tsig, zone).items() if k not in BASELINE})
+        served.update({k: v for k, v in _axfr(server, tsig, zone).items()
+                       if k not in BASELINE and k != (_registry_name(zone), "TXT")})
     return served
+
+
+def _registries(server, tsig):
+    """{zone: [entries]} of the registries (TXT at _mailward.<zone>), and the foreign strings there."""
+    out, foreign = {}, []
+    for zone in ZONES:
+        rdataset = _axfr(server, tsig, zone).get((_registry_name(zone), "TXT"))
+        for rdata in rdataset or []:
+            entry = registry_parse(_key(rdata))
+            if entry is None:
+                foreign.append(_key(rdata))
+            else:
+                out.setdefault(zone, []).append(entry)
+    return {zone: sorted(entries, key=lambda e: (e["name"], e["type"], e["tag"])) for zone, entries in out.items()}, \
+        foreign
+
+
+def _zone_of(name):
+    """The scenario's zone holding a record name."""
+    return next(zone for zone in ZONES if name == zone + "." or name.endswith("." + zone + "."))
+
+
+def _expected_registries(records):
+    """{zone: [entries]} the registries must hold for these generated records."""
+    out = {}
+    for record in records:
+        entry = registry_entry(record)
+        if entry not in out.setdefault(_zone_of(record["name"]), []):
+            out[_zone_of(record["name"])].append(entry)
+    return {zone: sorted(entries, key=lambda e: (e["name"], e["type"], e["tag"])) for zone, entries in out.items()}
 
 
 def test_named_runs(host):
@@ -145,6 +190,14 @@ def test_server_holds_exactly_the_generated_records(server, tsig, expected):
     assert not extra, "served but not generated: %s" % extra
     wrong_ttl = {k: r.ttl for k, r in served.items() if r.ttl != TTL}
     assert not wrong_ttl, "TTL is not %d: %s" % (TTL, wrong_ttl)
+
+
+def test_each_zone_registers_exactly_what_was_published(server, tsig, expected):
+    """The ownership registry (_mailward.<zone> TXT) lists every generated record of the zone,
+    with its family, domain and TXT tag, and nothing else."""
+    registries, foreign = _registries(server, tsig)
+    assert registries == _expected_registries(expected)
+    assert foreign == []
 
 
 def test_plain_queries_answer_every_record(server, expected):
@@ -232,11 +285,11 @@ def _apex_txt(server):
     return {_key(r) for rrset in response.answer for r in rrset}
 
 
-def _nsupdate_by_hand(commands):
-    """Edit example.test inside the ns container with BIND's nsupdate and the TSIG key."""
+def _nsupdate_by_hand(commands, zone="example.test"):
+    """Edit a zone inside the ns container with BIND's nsupdate and the TSIG key."""
     with open(os.path.join(EPHEMERAL, "tsig.secret"), encoding="utf-8") as handle:
         secret = handle.read().strip()
-    script = "server 127.0.0.1\nzone example.test\n%s\nsend\n" % "\n".join(commands)
+    script = "server 127.0.0.1\nzone %s\n%s\nsend\n" % (zone, "\n".join(commands))
     run = subprocess.run(["podman", "exec", "-i", NS, "nsupdate", "-y", "hmac-sha256:mailward-test:" + secret],
                          input=script, text=True, capture_output=True, check=False)
     assert run.returncode == 0, run.stderr
@@ -267,3 +320,90 @@ def test_a_stale_spf_set_by_hand_is_replaced_and_other_txt_kept(server, expected
         assert changed == 0, out[-3000:]
     finally:
         _nsupdate_by_hand(['update delete example.test. TXT "mailward-test-keep=1"'])
+
+
+def _txt(server, name):
+    response = dns.query.udp_with_fallback(dns.message.make_query(name, "TXT"), server, timeout=5)[0]
+    return {_key(r) for rrset in response.answer for r in rrset}
+
+
+def _listing(directory):
+    return sorted(os.listdir(os.path.join(EPHEMERAL, directory)))
+
+
+def test_removed_selector_mta_sts_off_and_removed_domain_are_pruned_foreign_records_and_files_kept(
+        server, tsig, inventory, expected, tmp_path):
+    """Issue 17, item 2: converge with changed inventory variables (-e): example.test loses
+    selector mw2026e and MTA-STS and sends its DMARC reports home, partner.test leaves the
+    inventory (dns_prune_domains names it). What the role published for them goes from BIND
+    (nsupdate) and from the fragment/policy directories (zonefile); foreign TXT at the same
+    names and foreign files stay. Check mode first, then for real, then idempotent; finally the
+    scenario's own inventory puts everything back (the zone is left as found).
+    """
+    group = inventory["group_vars"]["mail"]
+    example = dict(next(d for d in group["mail_domains"] if d["name"] == "example.test"))
+    example["dkim"] = [s for s in example["dkim"] if s["selector"] != "mw2026e"]
+    example.pop("mta_sts")
+    example["dmarc"] = dict(example["dmarc"], rua=["mailto:dmarc-reports@example.test"])
+    # molecule substitutes ${MOLECULE_EPHEMERAL_DIRECTORY} in molecule.yml, not in -e files.
+    keys = [dict(k, public_key=k["public_key"].replace("${MOLECULE_EPHEMERAL_DIRECTORY}", EPHEMERAL))
+            for k in group["opendkim_public_keys"] if k["selector"] == "mw2026r"]
+    overrides = tmp_path / "removed.json"
+    overrides.write_text(json.dumps({"mail_domains": [example], "opendkim_public_keys": keys,
+                                     "dns_prune_domains": ["partner.test"]}))
+    after = _generate(inventory, [example], keys)
+    assert {(r["name"], r["type"]) for r in after} < {(r["name"], r["type"]) for r in expected}
+
+    dkim_e, sts = "mw2026e._domainkey.example.test.", "_mta-sts.example.test."
+    dkim_e_value = next(r["value"] for r in expected if r["name"] == dkim_e)
+    _nsupdate_by_hand(['update add %s 600 TXT "mailward-test-keep=dkim"' % dkim_e,
+                       'update add %s 600 TXT "mailward-test-keep=sts"' % sts])
+    _nsupdate_by_hand(['update add partner.test. 600 TXT "mailward-test-keep=partner"'], zone="partner.test")
+    for directory in ("zonefiles", "policies"):
+        with open(os.path.join(EPHEMERAL, directory, "foreign.zone"), "w", encoding="utf-8") as handle:
+            handle.write("; not written by mailward\n")
+    zonefiles, policies = _listing("zonefiles"), _listing("policies")
+    assert "partner.test.zone" in zonefiles and "example.test.mta-sts.txt" in policies
+    before = _served(server, tsig)
+    try:
+        changed, out = _converge("--check", "--diff", "-e", "@%s" % overrides)
+        assert changed >= 1, out[-3000:]
+        assert dkim_e_value in out, "the check run should show the DKIM record it would delete"
+        assert "partner.test.zone" in out and "example.test.mta-sts.txt" in out, out[-3000:]
+        assert _served(server, tsig) == before, "check mode changed the zones"
+        assert (_listing("zonefiles"), _listing("policies")) == (zonefiles, policies), "check mode removed files"
+
+        changed, out = _converge("-e", "@%s" % overrides)
+        assert changed >= 1, out[-3000:]
+        got = {k: {_key(r) for r in v} for k, v in _served(server, tsig).items()}
+        foreign = {(dkim_e, "TXT"): {"mailward-test-keep=dkim"}, (sts, "TXT"): {"mailward-test-keep=sts"},
+                   ("partner.test.", "TXT"): {"mailward-test-keep=partner"}}
+        want = _expected_set(after)
+        want.update(foreign)
+        assert got == want, "served after pruning"
+        registries, stray = _registries(server, tsig)
+        assert registries == _expected_registries(after) and "partner.test" not in registries
+        assert stray == []
+        assert _txt(server, dkim_e) == {"mailward-test-keep=dkim"}
+        assert _listing("zonefiles") == sorted(set(zonefiles) - {"partner.test.zone"})
+        assert _listing("policies") == sorted(set(policies) - {"example.test.mta-sts.txt"})
+        assert "foreign.zone" in _listing("zonefiles") and "foreign.zone" in _listing("policies")
+        fragments = _fragments()
+        assert set(fragments) == {"example.test", "foreign"}
+        assert dkim_e not in fragments["example.test"] and sts not in fragments["example.test"]
+
+        changed, out = _converge("-e", "@%s" % overrides)
+        assert changed == 0, out[-3000:]
+    finally:
+        changed, out = _converge()
+        assert changed >= 1, out[-3000:]
+        _nsupdate_by_hand(['update delete %s TXT "mailward-test-keep=sts"' % sts])
+        _nsupdate_by_hand(['update delete partner.test. TXT "mailward-test-keep=partner"'], zone="partner.test")
+        for directory in ("zonefiles", "policies"):
+            os.unlink(os.path.join(EPHEMERAL, directory, "foreign.zone"))
+    # The scenario's inventory again: everything back, the foreign DKIM-name TXT gone with it
+    # (a published DKIM name is owned whole), nothing left over.
+    assert {k: {_key(r) for r in v} for k, v in _served(server, tsig).items()} == _expected_set(expected)
+    assert _registries(server, tsig)[0] == _expected_registries(expected)
+    assert (_listing("zonefiles"), _listing("policies")) == (
+        sorted(set(zonefiles) - {"foreign.zone"}), sorted(set(policies) - {"foreign.zone"}))
