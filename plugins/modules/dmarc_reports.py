@@ -216,12 +216,17 @@ def _items(path):
         for root, dirs, files in os.walk(path):
             dirs.sort()
             for name in sorted(files):
-                full = os.path.join(root, name)
-                with open(full, "rb") as handle:
-                    yield full, handle.read()
+                for item in _file_items(os.path.join(root, name)):
+                    yield item
         return
     if not os.path.exists(path):
         raise IOError("%s does not exist" % path)
+    for item in _file_items(path):
+        yield item
+
+
+def _file_items(path):
+    """(label, bytes) of one file: each message of an mbox, else the file itself."""
     with open(path, "rb") as handle:
         head = handle.read(5)
     if head == b"From ":

@@ -118,13 +118,17 @@ def test_audit_role_on_a_directory(tmp_path):
         ET.parse(str(tmp_path / "audit" / name))  # well-formed SVG
 
 
-def test_audit_role_on_the_mailbox_of_the_rua_host(tmp_path):
-    box = mailbox.Maildir(str(tmp_path / "Maildir"), create=True)
+@pytest.mark.parametrize("kind", ["Maildir", "mbox"])
+def test_audit_role_on_the_mailbox_of_the_rua_host(tmp_path, kind):
+    # An mbox is fetched whole into the controller's temporary directory: a file there that
+    # starts with "From " must be read as a mailbox, not as one message (seen red in molecule).
+    box = mailbox.Maildir(str(tmp_path / kind), create=True) if kind == "Maildir" else mailbox.mbox(str(tmp_path / kind))
     for name in sorted(os.listdir(REPORTS)):
         if name.endswith(".eml"):
             with open(os.path.join(REPORTS, name), "rb") as handle:
                 box.add(handle.read())
-    _play(tmp_path, AUDIT_PLAY, {"audit_dmarc_reports_mailbox": str(tmp_path / "Maildir"), "audit_dmarc_reports_host": "mx1",
+    box.flush()
+    _play(tmp_path, AUDIT_PLAY, {"audit_dmarc_reports_mailbox": str(tmp_path / kind), "audit_dmarc_reports_host": "mx1",
                                  "audit_dmarc_today": "2026-01-14", "audit_dmarc_reverse_dns": False,
                                  "audit_report_dir": str(tmp_path / "audit"), "audit_become": False})
     report, markdown = _report(tmp_path)
