@@ -6,6 +6,7 @@ Every assertion message shows what was seen, so a red run explains itself.
 
 import hashlib
 import json
+import os
 import re
 import textwrap
 
@@ -462,3 +463,21 @@ def test_host_and_postfix_chroot_resolve_through_unbound(host):
     requests = host.check_output("unbound-control stats_noreset")
     queries = int(re.search(r"^total\.num\.queries=(\d+)$", requests, re.M).group(1))
     assert queries > 0, requests
+
+
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+@pytest.mark.parametrize("step,changes", [("new-host", None), ("converged", 0)])
+def test_check_diff_ran(step, changes):
+    """The side_effect steps (check-new-host.yml, check-converged.yml) ran in this scenario run and
+    their ansible-playbook site.yml --check --diff completed (and, converged, changed nothing).
+    prepare.yml removes the logs first, so a step molecule skipped leaves none."""
+    path = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "check-diff-%s.log" % step)
+    assert os.path.exists(path), "%s: no log, the %s check step did not run" % (path, step)
+    with open(path, encoding="utf-8") as handle:
+        recap = RECAP.findall(handle.read())
+    assert recap, "%s: no play recap" % path
+    assert all(int(unreachable) == 0 and int(failed) == 0 for _, _, unreachable, failed in recap), recap
+    if changes is not None:
+        assert all(int(changed) == changes for _, changed, _, _ in recap), recap
