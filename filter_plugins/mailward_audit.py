@@ -76,6 +76,11 @@ def audit_drift_from_output(host, stdout):
                                sections["candidate-M"], warnings)
 
 
+def audit_dkim_lifecycle_checks(host_keys, now, max_age_days=_audit.DKIM_MAX_KEY_AGE_DAYS, ttl=3600):
+    """dkim_lifecycle_checks (key age, early activation) of the hosts' opendkim_public_keys."""
+    return _audit.dkim_lifecycle_checks(host_keys, float(now), int(max_age_days), float(ttl))
+
+
 def audit_check(check_id, status, summary, details=None):
     """One check made in the playbook (an unreachable host, a failed task...)."""
     return _audit.check(check_id, status, summary, details=details)
@@ -105,6 +110,7 @@ class FilterModule:
             "audit_smtp_checks": audit_smtp_checks,
             "audit_drift_checks": audit_drift_checks,
             "audit_drift_from_output": audit_drift_from_output,
+            "audit_dkim_lifecycle_checks": audit_dkim_lifecycle_checks,
             "audit_check": audit_check,
             "audit_report": audit_report,
             "audit_markdown": audit_markdown,

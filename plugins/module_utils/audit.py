@@ -9,6 +9,8 @@ Everything here takes data and returns data:
 * ``parse_dmarc`` / ``parse_dkim`` / ``dkim_key_info``: strict parsers of published records;
 * ``dns_checks(expected, domains, host_keys, resolve)``: published vs generated records
   (``mail_domains_records``) plus the records' own validity;
+* ``dkim_lifecycle_checks(host_keys, now, ...)``: DKIM key age and early activation, from the
+  dkim_keys module's lifecycle record;
 * ``smtp_checks(probe, host, mx_name, ...)``: verdicts on an SMTP dialogue recorded by the
   ``smtp_probe`` module;
 * ``drift_checks``: ``postconf -n`` / ``postconf -M`` of the live and the rendered configuration;
@@ -709,6 +711,16 @@ def _dkim_key_checks(wanted, host_keys, published_txt):
                                 target=domain, details={"published": answers}))
             continue
         info = dkim_key_info(answers[0])
+        if record["value"] == REVOKED_DKIM:
+            # A retired selector: the record must say revoked (empty p=), and no host signs with
+            # it (the revocation is what verifiers see: a key still published would keep old
+            # signatures - and a leaked key's - valid).
+            revoked = "p" in parse_dkim(answers[0])["tags"] and not info["key"]
+            checks.append(check(check_id, "pass" if revoked else "fail", "%s: %s" % (
+                owner, "revoked (empty p=): the selector is retired" if revoked else
+                "the selector is retired but the published record still holds a key; it must be "
+                "%r" % REVOKED_DKIM), target=domain, details={"published": answers, "state": "retired"}))
+            continue
         problems = list(info["problems"])
         matches = []
         for host, item in holders.get((domain, selector), []):
@@ -730,6 +742,86 @@ def _dkim_key_checks(wanted, host_keys, published_txt):
         checks.append(check(check_id, status, summary, target=domain,
                             details={"type": info["type"], "bits": info["bits"], "hosts": matches,
                                      "problems": problems}))
+    return checks
+
+
+REVOKED_DKIM = "v=DKIM1; p="
+DKIM_MAX_KEY_AGE_DAYS = 180
+# How long after an early activation dkim.activation.<domain>.<selector> stays a warning: the week
+# in which the DMARC aggregate reports about the mail signed too early arrive (RFC 9990: daily).
+DKIM_ACTIVATION_WARN_DAYS = 7
+
+
+def dkim_lifecycle_checks(host_keys, now, max_age_days=DKIM_MAX_KEY_AGE_DAYS, ttl=3600):
+    """Key age and activation checks of the active DKIM selectors, from the dkim_keys module's
+    lifecycle record (``host_keys``: ``{host: opendkim_public_keys}``; ``now``: seconds since
+    the epoch; ``ttl``: the TTL the DKIM records are published with, dns_ttl).
+
+    * ``dkim.key_age.<domain>.<selector>``: warn when an active key is older than
+      ``max_age_days`` on a host (M3AAWG: rotate at least every six months); age from
+      ``created`` (generated, or the key file's mtime when first seen).
+    * ``dkim.activation.<domain>.<selector>``: warn when the selector became active less than
+      ``ttl`` seconds after the host first held its key (``published_since``): the dns play of
+      that converge published the record no earlier, so it cannot have been visible (to the
+      resolvers that had cached the name's absence, or secondaries not refreshed yet) for a TTL
+      before mail was signed with it. The domain's first key (active when the domain started
+      signing on the host, ``signing_since``) has nothing to switch from and passes. A warning
+      for ``DKIM_ACTIVATION_WARN_DAYS`` after the activation, then it passes with the fact in
+      its details. It cannot prove the opposite (a failed dns play): ``dns.dkim.*`` checks what
+      is published now.
+
+    Hosts whose keys carry no lifecycle fields (an older dkim_keys) are skipped.
+    """
+    now = float(now)
+    by_ident = {}
+    for host, keys in sorted((host_keys or {}).items()):
+        for item in keys or []:
+            if item.get("state") != "active" or item.get("created") is None:
+                continue
+            ident = (bare(item.get("domain", "")), str(item.get("selector", "")).lower())
+            by_ident.setdefault(ident, []).append((host, item))
+    checks = []
+    for (domain, selector), holders in sorted(by_ident.items()):
+        ages = [{"host": host, "days": round((now - float(item["created"])) / 86400, 1)}
+                for host, item in holders]
+        old = [a for a in ages if a["days"] > max_age_days]
+        summary = "%s selector %s: active key %s days old on %s (rotate after %d days; docs/dkim-rotation.md)" % (
+            domain, selector, max(a["days"] for a in ages), ", ".join(a["host"] for a in (old or ages)),
+            max_age_days)
+        checks.append(check("dkim.key_age.%s.%s" % (domain, selector), "warn" if old else "pass", summary,
+                            target=domain, details={"hosts": ages, "max_age_days": max_age_days}))
+        early, details = [], []
+        for host, item in holders:
+            active, held = item.get("active_since"), item.get("published_since")
+            first = item.get("signing_since")
+            if active is None or held is None:
+                continue
+            lead = float(active) - float(held)
+            switch = first is None or float(active) > float(first)
+            fact = {"host": host, "active_since": active, "published_since": held, "lead_seconds": round(lead),
+                    "switch": switch}
+            details.append(fact)
+            if switch and lead < float(ttl):
+                early.append(fact)
+        if not details:
+            continue
+        recent = [f for f in early if now - float(f["active_since"]) < DKIM_ACTIVATION_WARN_DAYS * 86400]
+        if early:
+            summary = ("%s selector %s became active %s s after its key was first published on %s, less than "
+                       "the record's TTL (%s s): receivers may not have seen the record before mail was signed "
+                       "with it (publish as standby, wait TTL + propagation, then switch)"
+                       % (domain, selector, min(f["lead_seconds"] for f in early),
+                          ", ".join(f["host"] for f in early), int(float(ttl))))
+            if not recent:
+                summary += "; more than %d days ago" % DKIM_ACTIVATION_WARN_DAYS
+        elif any(f["switch"] for f in details):
+            summary = "%s selector %s: published at least a TTL (%s s) before it became active" % (
+                domain, selector, int(float(ttl)))
+        else:
+            summary = "%s selector %s: the domain's first signing key on %s (no switch)" % (
+                domain, selector, ", ".join(f["host"] for f in details))
+        checks.append(check("dkim.activation.%s.%s" % (domain, selector), "warn" if recent else "pass", summary,
+                            target=domain, details={"hosts": details, "ttl": float(ttl)}))
     return checks
 
 

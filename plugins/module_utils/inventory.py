@@ -17,7 +17,12 @@ from ansible_collections.mailward.mail.plugins.module_utils.errors import Mailwa
 
 _DOMAIN_KEYS = ("name", "mx", "spf", "dkim", "dmarc", "mta_sts", "tlsrpt", "tlsa")
 _MX_KEYS = ("host", "priority")
-_DKIM_KEYS = ("selector", "type", "bits", "hosts")
+_DKIM_KEYS = ("selector", "type", "bits", "hosts", "state")
+# DKIM selector lifecycle (docs/dkim-rotation.md): active publishes and signs; standby publishes
+# and does not sign (pre-published before a switch, or kept after one for mail in flight);
+# retired publishes the revocation record (empty p=), does not sign, and its private key is
+# removed after opendkim_retired_key_days. A selector left out of the inventory is unpublished.
+DKIM_STATES = ("active", "standby", "retired")
 _STS_KEYS = ("mode", "max_age", "id")
 _TLSRPT_KEYS = ("rua",)
 _MX_HOST_KEYS = ("name", "ipv4", "ipv6", "cert_pem")
@@ -25,7 +30,7 @@ _MX_HOST_KEYS = ("name", "ipv4", "ipv6", "cert_pem")
 DEFAULT_MX_PRIORITY = 10
 DEFAULT_SPF = {"mx": True, "all": "fail"}
 DEFAULT_RSA_BITS = _dkim.RSA_DEFAULT_BITS
-DEFAULT_DKIM = ({"selector": "mailward", "type": "rsa", "bits": DEFAULT_RSA_BITS},)
+DEFAULT_DKIM = ({"selector": "mailward", "type": "rsa", "bits": DEFAULT_RSA_BITS, "state": "active"},)
 DEFAULT_DMARC = {"p": "none"}
 DEFAULT_MTA_STS_MAX_AGE = 604800
 _SCHEMA = "docs/schema.md"
@@ -424,10 +429,14 @@ def _normalize_mx(problems, prefix, value, mail_hostname):
     return out, ok
 
 
-def _normalize_dkim(problems, prefix, value, name=None):
-    """dkim: list of {selector, type, bits}; default one 2048-bit rsa selector 'mailward'.
+def _normalize_dkim(problems, prefix, value, name=None, host=None):
+    """dkim: list of {selector, type, bits, hosts, state}; default one 2048-bit rsa selector
+    'mailward', active.
 
     ``name``: the (valid) domain, to check each ``<selector>._domainkey.<name>``; None: not.
+    ``host``: the inventory host; when it holds any of the selectors (no ``hosts`` list, or it
+    is in the list) at least one of those must be active, or the domain's mail would leave it
+    unsigned. None: not checked.
     """
     if value is None:
         value = DEFAULT_DKIM
@@ -482,8 +491,32 @@ def _normalize_dkim(problems, prefix, value, name=None):
                              "host names (the hosts that hold and sign with this selector)" % _show(hosts))
             else:
                 entry["hosts"] = list(hosts)
+        state = item.get("state", "active")
+        if not isinstance(state, str) or state.lower() not in DKIM_STATES:
+            problems.add(prefix, base + ".state", "%s: must be active (published, signs), standby "
+                         "(published, does not sign) or retired (revoked: published with an empty "
+                         "p=, does not sign); docs/dkim-rotation.md" % _show(state))
+            state = None
+        else:
+            state = state.lower()
+        entry["state"] = state
         out.append(entry)
+    if host is not None:
+        _check_one_active(problems, prefix, host, out)
     return out
+
+
+def _check_one_active(problems, prefix, host, selectors):
+    """The selectors ``host`` holds include an active one (when it holds any)."""
+    held = [sel for sel in selectors
+            if not sel.get("hosts") or host in sel["hosts"]]
+    if not held or any(sel["state"] in ("active", None) for sel in held):
+        return
+    problems.add(prefix, "dkim", "no selector held by host %s is active (%s): its mail for this "
+                 "domain would leave unsigned; set state: active on one of them (a rotation "
+                 "switches the new selector to active and the old one to standby in the same "
+                 "edit, docs/dkim-rotation.md)"
+                 % (host, ", ".join("%s: %s" % (sel["selector"], sel["state"]) for sel in held)))
 
 
 def _call(problems, prefix, base, function, *args, **kwargs):
@@ -617,7 +650,7 @@ def _normalize_domain(problems, host, index, item, mail_hostname, seen):
         "name": name,
         "mx": mx,
         "spf": _normalize_spf(problems, prefix, name, item.get("spf")),
-        "dkim": _normalize_dkim(problems, prefix, item.get("dkim"), own),
+        "dkim": _normalize_dkim(problems, prefix, item.get("dkim"), own, host),
         "dmarc": _normalize_dmarc(problems, prefix, name, item.get("dmarc"), name_ok),
         "mta_sts": _normalize_mta_sts(problems, prefix, name, item.get("mta_sts"), mx, mx_ok),
         "tlsrpt": _normalize_tlsrpt(problems, prefix, name, item.get("tlsrpt")),
@@ -660,7 +693,8 @@ def mail_domains_normalize(mail_domains, host, mail_hostname, host_vars=None):
     ``spf`` (default ``{mx: true, all: fail}``; a given spf replaces the default entirely and
     gets ``all: fail`` unless it has ``all`` or ``redirect``); ``dkim`` (default
     ``[{selector: mailward, type: rsa, bits: 2048}]``; type default rsa; rsa bits default
-    2048; ed25519 has no bits); ``dmarc`` (default ``{p: none}``); ``mta_sts`` (None, or
+    2048; ed25519 has no bits; state default active, and a host holding any selector of a
+    domain must hold an active one); ``dmarc`` (default ``{p: none}``); ``mta_sts`` (None, or
     ``{mode, max_age (default 604800), id (default mta_sts_policy_id of the policy)}``);
     ``tlsrpt`` (None or ``{rua: [..]}``); ``tlsa`` (default false). A key set to null counts as
     absent. The result normalizes to itself.
@@ -769,6 +803,13 @@ def _domain_records(problems, prefix, dom, keys):
 
     add("spf", apex, "spf", _records.spf_record, dom["spf"], domain=name)
     for position, sel in enumerate(dom["dkim"]):
+        owner = _records.dkim_name(sel["selector"].lower(), apex)
+        if sel.get("state") == "retired":
+            # Revoked (RFC 6376 §3.6.1: an empty p=): needs no key, and stays published (the
+            # private key may be gone) until the selector leaves the inventory.
+            add("dkim", owner, "dkim[%d]" % position, _records.dkim_record, None,
+                key_type=sel["type"], domain=name, selector=sel["selector"])
+            continue
         item = keys.get((name, sel["selector"].lower()))
         if item is None:
             continue
@@ -776,7 +817,9 @@ def _domain_records(problems, prefix, dom, keys):
             problems.add(prefix, "dkim[%d].type" % position, "inventory says %s but the "
                          "published key is listed as %s" % (sel["type"], item.get("type")))
             continue
-        add("dkim", _records.dkim_name(sel["selector"].lower(), apex), "dkim[%d]" % position,
+        if not item.get("public_key"):
+            continue  # a host that reports no key for an unretired selector: nothing to publish
+        add("dkim", owner, "dkim[%d]" % position,
             _records.dkim_record, item.get("public_key"), key_type=sel["type"], domain=name,
             selector=sel["selector"])
     add("dmarc", _records.dmarc_name(apex), "dmarc", _records.dmarc_record, dom["dmarc"],
@@ -825,8 +868,10 @@ def mail_domains_records(mail_domains, public_keys=None, mx_hosts=None):
     ``mail_domains``: the output of ``mail_domains_normalize``.
     ``public_keys``: ``opendkim_public_keys``, a list of ``{domain, selector, type, public_key}``
     (other keys ignored; gathered from several hosts, one selector may appear more than once
-    only with the same key); a DKIM record is emitted for each configured selector that has a key here, other selectors
-    are skipped, keys of unconfigured selectors are ignored.
+    only with the same key); a DKIM record is emitted for each configured active or standby
+    selector that has a key here (other such selectors are skipped) and for every retired
+    selector (the revocation record ``v=DKIM1; p=``, key or not); keys of unconfigured selectors
+    are ignored.
     ``mx_hosts``: optional list of ``{name, ipv4, ipv6, cert_pem}`` for the MX hosts this
     inventory runs (e.g. ``{name: mail_hostname, ipv4: mail_public_ipv4, ...}``): gives A/AAAA
     at ``name`` and, when a ``tlsa: true`` domain uses it as MX and ``cert_pem`` is set, a

@@ -14,9 +14,13 @@ def dkim_key_list(domains, keys_dir, host=None):
     serving one domain each sign with a selector of their own); one without belongs to every
     host. ``host=None`` keeps every selector.
 
-    Each item: ``{domain, selector, type, bits, path, dns_name}`` where ``path`` is
+    Each item: ``{domain, selector, type, bits, state, path, dns_name}`` where ``state`` is the
+    selector's lifecycle state (``active``: signs; ``standby``: published, does not sign;
+    ``retired``: revoked, its key is removed after some days; default active), ``path`` is
     ``<keys_dir>/<domain>/<selector>.private`` and ``dns_name`` is
-    ``<selector>._domainkey.<domain>`` (the KeyTable/SigningTable key).
+    ``<selector>._domainkey.<domain>`` (the KeyTable/SigningTable key). Every state is listed
+    (the dkim_keys module keeps, reports and retires them); the opendkim role's tables take
+    only the active ones.
     """
     items = []
     for domain in domains or []:
@@ -30,6 +34,7 @@ def dkim_key_list(domains, keys_dir, host=None):
                 "selector": sel["selector"],
                 "type": key_type,
                 "bits": _dkim.rsa_bits(sel.get("bits")) if key_type == "rsa" else 0,
+                "state": sel.get("state") or "active",
                 "path": _dkim.key_path(keys_dir, name, sel["selector"]),
                 "dns_name": dkim_name(sel["selector"], name),
             })

@@ -29,14 +29,25 @@ description:
     in C(<directory>/.public-keys.json) (root, 0600), keyed by the private key's inode, size,
     mtime and ctime; a key whose file changed in any way is read again. The cache is not state
     the user manages: deleting it only costs one slow run. Writing it does not count as a change."
+  - "Selector lifecycle (C(state) of each key, docs/dkim-rotation.md): C(active) and C(standby)
+    keys are generated when missing and read; a C(retired) key is never generated nor read (its
+    record is the revocation, an empty p=, reported as an empty RV(public_keys[].public_key)) and
+    is removed once the selector has been retired on this host for O(retired_key_days) days (a
+    regular file with one link, checked like every key; nothing is followed)."
+  - "When each key was made, published, activated and retired is kept in
+    C(<directory>/.selectors.json) (root, 0600; written like the cache, not counted as a change)
+    and returned with each key: the audit's key age and activation checks read it. Selectors
+    that leave the list leave the record; deleting it restarts the clocks (a retired key is kept
+    longer; a key's age then starts at its file's mtime)."
   - In check mode on a host where O(owner) or O(group) does not exist yet (the package that
     creates them is not installed), every missing key is reported as to be generated and RV(msg)
     names the missing accounts; a real run with a missing account fails naming it.
 options:
   keys:
     description:
-      - One dict per selector, with C(domain), C(selector), C(type) (C(rsa) or C(ed25519)) and
-        C(bits) (RSA only), as P(mailward.mail.dkim_key_list#filter) returns them.
+      - One dict per selector, with C(domain), C(selector), C(type) (C(rsa) or C(ed25519)),
+        C(bits) (RSA only) and C(state) (C(active), C(standby) or C(retired); default C(active)),
+        as P(mailward.mail.dkim_key_list#filter) returns them.
     type: list
     elements: dict
     required: true
@@ -58,12 +69,20 @@ options:
         run as another user, are what it is for.
     type: str
     default: root
+  retired_key_days:
+    description:
+      - Days a retired selector's private key is kept on this host, counted from the run that
+        first saw the selector retired; then it is removed (0 - at once). While it is kept,
+        setting the selector back to C(standby) or C(active) undoes a mistaken retirement with
+        the same key.
+    type: int
+    default: 7
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
-    details: Keys that are missing are reported in RV(generated) and not written; existing keys are still read.
+    details: Keys that are missing are reported in RV(generated) and not written, retired keys due for removal in RV(removed) and not removed; existing keys are still read.
   diff_mode:
     support: none
   platform:
@@ -104,7 +123,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 public_keys:
-  description: One item per key that exists (in check mode, keys still to be generated are left out).
+  description:
+    - One item per active or standby key that exists (in check mode, keys still to be generated
+      are left out) and one per retired selector (key or not, with an empty public_key).
   type: list
   elements: dict
   returned: always
@@ -116,7 +137,7 @@ public_keys:
       description: The DKIM selector.
       type: str
     type:
-      description: C(rsa) or C(ed25519), as found on disk.
+      description: C(rsa) or C(ed25519), as found on disk (retired - as asked for).
       type: str
     bits:
       description: RSA key size; 0 for Ed25519.
@@ -125,8 +146,32 @@ public_keys:
       description: Path of the private key.
       type: str
     public_key:
-      description: The public key, PEM.
+      description: The public key, PEM; empty for a retired selector.
       type: str
+    state:
+      description: C(active), C(standby) or C(retired), as asked for.
+      type: str
+    state_since:
+      description: When this host first saw the selector in its current state (seconds since the epoch, as every time here).
+      type: float
+    created:
+      description: When the key was generated, or (first seen here) its file's mtime.
+      type: float
+    published_since:
+      description: When this host first held this key under a selector of the inventory (the earliest its record can have been published).
+      type: float
+    active_since:
+      description: Start of the current active spell; null unless active.
+      type: float
+    retired_since:
+      description: When this host first saw the selector retired; null unless retired.
+      type: float
+    key_removed:
+      description: When the retired key was removed (in check mode - would be); null if not.
+      type: float
+    signing_since:
+      description: When this host first had an active selector of the domain (a later activation is a switch, not the domain's first key).
+      type: float
   sample:
     - domain: example.test
       selector: mailward
@@ -134,12 +179,26 @@ public_keys:
       bits: 2048
       path: /etc/opendkim/keys/example.test/mailward.private
       public_key: "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqh...\n-----END PUBLIC KEY-----\n"
+      state: active
+      state_since: 1767225600.0
+      created: 1767225600.0
+      published_since: 1767225600.0
+      active_since: 1767225600.0
+      retired_since: null
+      key_removed: null
+      signing_since: 1767225600.0
 generated:
   description: The keys generated in this run (in check mode, those that would be), as C(<domain>/<selector>).
   type: list
   elements: str
   returned: always
   sample: [example.test/mailward]
+removed:
+  description: Retired keys removed in this run (in check mode, those that would be), as C(<domain>/<selector>).
+  type: list
+  elements: str
+  returned: always
+  sample: [example.test/mw2025]
 msg:
   description: In check mode, the accounts (O(owner), O(group)) that do not exist yet.
   type: str
@@ -153,6 +212,7 @@ import os
 import pwd
 import secrets
 import stat
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mailward.mail.plugins.module_utils.dkim import key_path, rsa_bits
@@ -178,6 +238,11 @@ DIR_MODE = 0o750
 # own secret, and in a root-owned 0750 directory it cannot rename, replace or add anything.
 KEY_MODE = 0o600
 CACHE_NAME = ".public-keys.json"
+# The selectors' lifecycle as this host saw it (when each key was made, published, activated,
+# retired, removed): what the audit's key age and activation checks and the removal of retired
+# keys count from. Unlike the cache it is state: deleting it restarts those clocks (a retired key
+# is then kept longer, an old key looks as old as its file's mtime).
+LIFECYCLE_NAME = ".selectors.json"
 # The temporary name earlier versions wrote the cache through; a symlink left there is refused.
 OLD_CACHE_TMP = CACHE_NAME + ".tmp"
 
@@ -402,12 +467,12 @@ def check_old_tmp(base_fd, directory, check_mode):
         os.unlink(OLD_CACHE_TMP, dir_fd=base_fd)
 
 
-def load_cache(base_fd, directory):
-    """The cache as a dict path -> entry; an unreadable or foreign file counts as empty.
+def load_json(base_fd, directory, name):
+    """A version 1 JSON file of the base directory as a dict; unreadable or foreign: {}.
 
     A symlink or other non-file at its name is refused, not read.
     """
-    fd = open_checked(base_fd, CACHE_NAME, os.path.join(directory, CACHE_NAME), want_dir=False)
+    fd = open_checked(base_fd, name, os.path.join(directory, name), want_dir=False)
     if fd is None:
         return {}
     try:
@@ -416,21 +481,72 @@ def load_cache(base_fd, directory):
         return {}
     finally:
         os.close(fd)
-    if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("keys"), dict):
+    if not isinstance(data, dict) or data.get("version") != 1:
         return {}
-    return data["keys"]
+    return data
 
 
-def save_cache(base_fd, entries):
-    """Write the cache atomically, readable by root only: a new file, then rename() over the
-    old name (rename replaces a name, it never writes through a symlink)."""
-    data = json.dumps({"version": 1, "keys": entries}, sort_keys=True).encode("utf-8")
-    tmp = write_new(base_fd, CACHE_NAME, data, os.geteuid(), os.getegid(), 0o600)
+def save_json(base_fd, name, content):
+    """Write a JSON file of the base directory atomically, readable by root only: a new file,
+    then rename() over the old name (rename replaces a name, it never writes through a symlink)."""
+    data = json.dumps(dict(content, version=1), sort_keys=True).encode("utf-8")
+    tmp = write_new(base_fd, name, data, os.geteuid(), os.getegid(), 0o600)
     try:
-        os.replace(tmp, CACHE_NAME, src_dir_fd=base_fd, dst_dir_fd=base_fd)
+        os.replace(tmp, name, src_dir_fd=base_fd, dst_dir_fd=base_fd)
     except BaseException:
         os.unlink(tmp, dir_fd=base_fd)
         raise
+
+
+def load_cache(base_fd, directory):
+    """The cache as a dict path -> entry; an unreadable or foreign file counts as empty."""
+    keys = load_json(base_fd, directory, CACHE_NAME).get("keys")
+    return keys if isinstance(keys, dict) else {}
+
+
+def save_cache(base_fd, entries):
+    """Write the public key cache (see load_cache)."""
+    save_json(base_fd, CACHE_NAME, {"keys": entries})
+
+
+def load_lifecycle(base_fd, directory):
+    """The lifecycle record: ({"<domain>/<selector>": entry}, {"<domain>": entry})."""
+    data = load_json(base_fd, directory, LIFECYCLE_NAME) if base_fd is not None else {}
+    selectors, domains = data.get("selectors"), data.get("domains")
+    return (dict((k, v) for k, v in (selectors.items() if isinstance(selectors, dict) else ())
+                 if isinstance(v, dict)),
+            dict((k, v) for k, v in (domains.items() if isinstance(domains, dict) else ())
+                 if isinstance(v, dict)))
+
+
+def lifecycle_step(old, state, now, key_mtime=None, new_key=False):
+    """The lifecycle entry of one selector after this run (pure; ``now`` is the run's clock).
+
+    ``old``: the recorded entry (None: first sight); ``key_mtime``: the key file's mtime when it
+    exists; ``new_key``: the key was generated in this run. Fields (seconds since the epoch):
+    created (the key's birth: its generation, or at first sight the file's mtime if earlier),
+    published_since (when this host first held this key under a selector of the inventory; every
+    state is published by the dns play of the same converge, so the record cannot have been
+    visible before), state and state_since, active_since (start of the current active spell),
+    retired_since (first seen retired; the private key is removed counting from it), key_removed.
+    """
+    entry = dict(old) if isinstance(old, dict) else {}
+    if new_key or "created" not in entry:
+        born = now if new_key or key_mtime is None else min(now, key_mtime)
+        entry.update(created=born, published_since=now, key_removed=None)
+    if entry.get("state") != state:
+        entry.update(state=state, state_since=now,
+                     active_since=now if state == "active" else None,
+                     retired_since=now if state == "retired" else None)
+    for field in ("active_since", "retired_since", "key_removed"):
+        entry.setdefault(field, None)
+    return entry
+
+
+def retired_key_due(entry, now, days):
+    """True when a retired selector's private key has been retired for ``days`` days."""
+    since = entry.get("retired_since")
+    return entry.get("state") == "retired" and since is not None and now - since >= days * 86400
 
 
 def describe_cached(module, path, fd, cache, fresh):
@@ -449,11 +565,18 @@ def describe_cached(module, path, fd, cache, fresh):
     return entry["type"], entry["bits"], entry["public"]
 
 
-def run(module, directory, keys, uid, gid, dir_uid):
-    """The module's work; raises Unsafe. Returns (changed, generated, public_keys, problems)."""
+def run(module, directory, keys, uid, gid, dir_uid, now=None):
+    """The module's work; raises Unsafe.
+
+    Returns (changed, generated, removed, public_keys, problems).
+    """
     check_mode = module.check_mode
+    now = time.time() if now is None else now
+    retired_days = module.params.get("retired_key_days")
+    retired_days = 7 if retired_days is None else retired_days
     changed = False
     generated = []
+    removed = []
     public_keys = []
     problems = []
     fds = []
@@ -482,6 +605,8 @@ def run(module, directory, keys, uid, gid, dir_uid):
         else:
             cache = {}
         fresh = {}
+        old_selectors, old_domains = load_lifecycle(base_fd, directory)
+        selectors, domains = {}, {}
         # One descriptor for the domain at hand and one for the key at hand, closed when done: a
         # thousand domains must not mean a thousand open descriptors (the limit is often 1024).
         current, domain_fd = None, None
@@ -507,10 +632,30 @@ def run(module, directory, keys, uid, gid, dir_uid):
                 if domain_fd is not None:
                     fds.append(domain_fd)
 
+            ident = "%s/%s" % (domain, selector)
+            state = item.get("state") or "active"
             key_fd = open_checked(domain_fd, name, path, want_dir=False) if domain_fd is not None else None
+            if state == "retired":
+                # Never generated, never read: its record is the revocation (empty p=). The key
+                # (checked above: a regular file, not followed) goes after retired_key_days.
+                mtime = os.fstat(key_fd).st_mtime if key_fd is not None else None
+                if key_fd is not None:
+                    os.close(key_fd)
+                entry = lifecycle_step(old_selectors.get(ident), state, now, mtime)
+                if key_fd is not None and retired_key_due(entry, now, retired_days):
+                    changed = True
+                    removed.append(ident)
+                    if not check_mode:
+                        os.unlink(name, dir_fd=domain_fd)
+                    entry["key_removed"] = now
+                selectors[ident] = entry
+                public_keys.append(dict(entry, domain=domain, selector=selector, type=key_type,
+                                        bits=bits, path=path, public_key=""))
+                continue
+            new_key = key_fd is None
             if key_fd is None:
                 changed = True
-                generated.append("%s/%s" % (domain, selector))
+                generated.append(ident)
                 if check_mode:
                     continue
                 generate(module, domain_fd, name, path, key_type, bits, uid, gid)
@@ -518,9 +663,14 @@ def run(module, directory, keys, uid, gid, dir_uid):
             else:
                 changed |= ensure_owner_mode(key_fd, uid, gid, KEY_MODE, check_mode)
             try:
+                mtime = os.fstat(key_fd).st_mtime
                 have_type, have_bits, public = describe_cached(module, path, key_fd, cache, fresh)
             finally:
                 os.close(key_fd)
+            entry = lifecycle_step(old_selectors.get(ident), state, now, mtime, new_key)
+            selectors[ident] = entry
+            if state == "active":
+                domains[domain] = old_domains.get(domain) or {"signing_since": now}
             if have_type != key_type or (key_type == "rsa" and have_bits != bits):
                 problems.append(
                     "%s: selector %s of %s is a %s key%s on disk, the inventory asks for %s%s; "
@@ -528,15 +678,19 @@ def run(module, directory, keys, uid, gid, dir_uid):
                     % (path, selector, domain, have_type, " of %d bits" % have_bits if have_bits else "",
                        key_type, " of %d bits" % bits if bits else "")
                 )
-            public_keys.append(dict(domain=domain, selector=selector, type=have_type, bits=have_bits,
-                                    path=path, public_key=public))
+            public_keys.append(dict(entry, domain=domain, selector=selector, type=have_type,
+                                    bits=have_bits, path=path, public_key=public))
 
+        for item in public_keys:
+            item["signing_since"] = (domains.get(item["domain"]) or {}).get("signing_since")
         if fresh != cache and not check_mode and base_fd is not None:
             save_cache(base_fd, fresh)
+        if (selectors, domains) != (old_selectors, old_domains) and not check_mode and base_fd is not None:
+            save_json(base_fd, LIFECYCLE_NAME, {"selectors": selectors, "domains": domains})
     finally:
         for fd in fds:
             os.close(fd)
-    return changed, generated, public_keys, problems
+    return changed, generated, removed, public_keys, problems
 
 
 def account_ids(module):
@@ -572,19 +726,23 @@ def main():
             owner=dict(type="str", required=True),
             group=dict(type="str", required=True),
             directory_owner=dict(type="str", default="root"),
+            retired_key_days=dict(type="int", default=7),
         ),
         supports_check_mode=True,
     )
+    if module.params["retired_key_days"] < 0:
+        module.fail_json(msg="retired_key_days: %d: must be 0 or more (days a retired selector's "
+                             "private key is kept)" % module.params["retired_key_days"])
     uid, gid, dir_uid, missing = account_ids(module)
     try:
-        changed, generated, public_keys, problems = run(
+        changed, generated, removed, public_keys, problems = run(
             module, module.params["directory"], module.params["keys"], uid, gid, dir_uid)
     except Unsafe as exc:
         module.fail_json(msg="DKIM key tree: %s" % exc)
     if problems:
         module.fail_json(msg="DKIM keys do not match the inventory:\n" + "\n".join(problems),
                          changed=changed, generated=generated)
-    result = dict(changed=changed, generated=generated, public_keys=public_keys)
+    result = dict(changed=changed, generated=generated, removed=removed, public_keys=public_keys)
     if missing:
         result["msg"] = ("check mode: %s do not exist yet (the package this run would install creates "
                          "them): missing keys are reported as to be generated, existing files and "

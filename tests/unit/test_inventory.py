@@ -32,7 +32,7 @@ def test_every_default_is_filled():
         "name": "example.test",
         "mx": [{"host": MX, "priority": 10}],
         "spf": {"mx": True, "all": "fail"},
-        "dkim": [{"selector": "mailward", "type": "rsa", "bits": 2048}],
+        "dkim": [{"selector": "mailward", "type": "rsa", "bits": 2048, "state": "active"}],
         "dmarc": {"p": "none"},
         "mta_sts": None,
         "tlsrpt": None,
@@ -61,9 +61,9 @@ def test_given_values_are_kept_and_completed():
     assert out["mx"] == [{"host": "mx1.example.test", "priority": 20},
                          {"host": "mx2.example.test", "priority": 10}]
     assert out["spf"] == {"ip4": ["192.0.2.10"], "all": "fail"}  # replaces the default: no mx
-    assert out["dkim"] == [{"selector": "r1", "type": "rsa", "bits": 2048},
-                           {"selector": "e1", "type": "ed25519"},
-                           {"selector": "r2", "type": "rsa", "bits": 4096}]
+    assert out["dkim"] == [{"selector": "r1", "type": "rsa", "bits": 2048, "state": "active"},
+                           {"selector": "e1", "type": "ed25519", "state": "active"},
+                           {"selector": "r2", "type": "rsa", "bits": 4096, "state": "active"}]
     assert out["dmarc"] == {"p": "reject", "rua": "mailto:d@example.test"}
     policy = mta_sts_policy("enforce", ["mx1.example.test", "mx2.example.test"], 86400)
     assert out["mta_sts"] == {"mode": "enforce", "max_age": 86400, "id": mta_sts_policy_id(policy)}

@@ -14,11 +14,11 @@ def test_dkim_key_list_one_item_per_selector():
     ]
     items = dkim_key_list(domains, "/etc/dkimkeys/")
     assert items == [
-        {"domain": "example.test", "selector": "r1", "type": "rsa", "bits": 3072,
+        {"domain": "example.test", "selector": "r1", "type": "rsa", "bits": 3072, "state": "active",
          "path": "/etc/dkimkeys/example.test/r1.private", "dns_name": "r1._domainkey.example.test"},
-        {"domain": "example.test", "selector": "e1", "type": "ed25519", "bits": 0,
+        {"domain": "example.test", "selector": "e1", "type": "ed25519", "bits": 0, "state": "active",
          "path": "/etc/dkimkeys/example.test/e1.private", "dns_name": "e1._domainkey.example.test"},
-        {"domain": "example.org", "selector": "mailward", "type": "rsa", "bits": 2048,
+        {"domain": "example.org", "selector": "mailward", "type": "rsa", "bits": 2048, "state": "active",
          "path": "/etc/dkimkeys/example.org/mailward.private", "dns_name": "mailward._domainkey.example.org"},
     ]
 
