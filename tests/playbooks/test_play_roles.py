@@ -63,9 +63,11 @@ def test_tags_role_opendkim_selects_the_opendkim_role_only():
     # opendkim and what it depends on; the inventory check runs whatever is selected (always)
     assert task_roles(lines) == {"opendkim", "mail_repos"}, task_roles(lines)
     assert any(line.startswith("mailward.mail.validate : Check mail_domains") for line in lines), lines
-    # postfix still merges every listed fragment: the platform variables they are made of are loaded
+    # postfix still merges every listed fragment; the roles it comes from check their platform data
+    # (always), which are role variables (tests/playbooks/test_skip_tags.py renders it)
     for role in ("policyd_spf", "opendmarc", "submission"):
-        assert any(line.startswith("mailward.mail.%s : Load platform variables" % role) for line in lines), role
+        assert any(line.startswith("mailward.mail.%s : Check that this role has platform data" % role)
+                   for line in lines), role
 
 
 def test_skip_tags_role_dns_leaves_out_the_dns_role_only():
@@ -88,6 +90,19 @@ def test_mail_play_hands_postfix_every_fragment_explicitly():
     assert listed == ["{{ %s_postfix_fragment }}" % name for name in defining]
     for path in (ROOT / "roles").glob("*/**/*.yml"):
         assert "varnames" not in path.read_text(encoding="utf-8"), path
+
+
+def test_platform_data_are_role_variables_not_loaded_by_a_task():
+    """Per-family data live in each role's vars/main.yml (<role>_platforms, selected by the facts),
+    defined wherever the role is in a play: no vars/<family>.yml for a task to load, which
+    --skip-tags role::<name> would skip while the postfix role still reads the fragment."""
+    assert not list((ROOT / "roles").glob("*/vars/Debian.yml")) + list((ROOT / "roles").glob("*/vars/RedHat.yml"))
+    for path in (ROOT / "roles").glob("*/tasks/*.yml"):
+        assert "include_vars" not in path.read_text(encoding="utf-8"), path
+    for role in ("policyd_spf", "opendkim", "opendmarc", "submission", "postfix", "resolver"):
+        platforms = load(ROOT / "roles" / role / "vars/main.yml")[role + "_platforms"]
+        assert set(platforms) == {"Debian", "RedHat"}, role
+        assert set(platforms["Debian"]) == set(platforms["RedHat"]), role
 
 
 def dependencies(role):
@@ -131,6 +146,28 @@ def test_the_audit_renders_through_the_postfix_role():
     # the read-only entry point renders on the controller; only the version is read on the host
     render = load(ROOT / "roles/postfix/tasks/render.yml")
     modules = {key for task in render for key in task if key.startswith("ansible.builtin.")}
-    assert modules == {"ansible.builtin.include_vars", "ansible.builtin.import_tasks", "ansible.builtin.set_fact"}
+    assert modules == {"ansible.builtin.import_tasks", "ansible.builtin.set_fact"}
     version = load(ROOT / "roles/postfix/tasks/version.yml")
     assert [t.get("changed_when") for t in version if "ansible.builtin.command" in t] == [False]
+
+
+def test_validate_checks_the_variables_of_every_role_of_the_mail_play(tmp_path):
+    """roles/validate reads the role list from playbooks/mail.yml (no copy of it): one wrong
+    variable per role of that play, each is refused by name in the same run."""
+    assert "validate_roles" not in (load(ROOT / "roles/validate/defaults/main.yml") or {})
+    wrong = {"resolver": ("resolver_dnssec", "sometimes"), "policyd_spf": ("policyd_spf_temperror_defer", "perhaps"),
+             "opendkim": ("opendkim_mode", "x"), "opendmarc": ("opendmarc_reject_failures", "rarely"),
+             "submission": ("submission_port_587", "maybe"), "postfix": ("postfix_milter_default_action", "ignore")}
+    assert set(wrong) == {short(entry) for entry in role_entries("mail.yml")}
+    host = {"ansible_host": "198.51.100.254", "ansible_connection": "ssh", "mail_hostname": "mx.example.test",
+            "mail_domains": [{"name": "example.test", "dkim": [{"selector": "s1", "type": "rsa", "bits": 2048}]}]}
+    host.update(dict(wrong.values()))
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"mail": {"hosts": {"mx-under-test": host}}}}}))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(ROOT / "playbooks/validate.yml")],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+                          timeout=300, check=False)
+    assert proc.returncode != 0 and "unreachable=0" in proc.stdout, proc.stdout
+    for name, value in wrong.values():
+        assert re.search(r"\b%s\b[^\n]*%s|%s[^\n]*\b%s\b" % (name, value, value, name), proc.stdout), (name, proc.stdout)
