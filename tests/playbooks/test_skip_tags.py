@@ -69,8 +69,9 @@ def renders(tmp_path, platform, runs):
     family, distribution, major, postfix_version = PLATFORMS[platform]
     playbook = tmp_path / "play.yml"
     playbook.write_text(yaml.safe_dump(mail_play(family, distribution, major), sort_keys=False), encoding="utf-8")
+    # JSON results: a message stays on one line (the YAML format folds long ones).
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_LIBRARY=str(ROOT / "tests/redhat/library"))
+               ANSIBLE_LIBRARY=str(ROOT / "tests/redhat/library"), ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     procs = {}
     for number, args in enumerate(runs):
         out = tmp_path / ("rendered-%d.json" % number)
@@ -99,3 +100,15 @@ def test_skipping_the_roles_that_plug_into_postfix_keeps_their_fragments(tmp_pat
     failures = {args[1]: (output.split("fatal: ")[-1][:600] if rc else "rendered differently")
                 for args, (rc, output, skipped) in results.items() if rc != 0 or skipped != everything}
     assert not failures, "\n".join("--skip-tags %s: %s" % item for item in failures.items())
+
+
+def test_a_family_without_platform_data_stops_naming_host_role_and_family(tmp_path):
+    PLATFORMS["suse15"] = ("Suse", "openSUSE Leap", "15", "3.7.11")
+    try:
+        results = renders(tmp_path, "suse15", [()])
+    finally:
+        del PLATFORMS["suse15"]
+    rc, output, rendered = results[()]
+    assert rc != 0 and rendered is None, output
+    assert "host localhost: the policyd_spf role has no platform data for the OS family Suse" in output, output
+    assert "it knows Debian, RedHat (policyd_spf_platforms, roles/policyd_spf/vars/main.yml)" in output, output
