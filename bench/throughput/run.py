@@ -65,8 +65,24 @@ MAIL_FROM = f"bench@{SENDER_DOMAIN}"
 SIGNED_SELECTOR = "tput"
 SIGNED_PATH = "/root/tput-signed.eml"
 MESSAGE_FILE: str | None = None  # set by main() with --signed
+# --tls: smtp-source hands the mail to the sender's own Postfix, which relays it to the MX under
+# test with STARTTLS required and TLS connections reused (tlsproxy), as a real MTA does.
+TLS = False
+SENDER_TLS_MAIN = {
+    "inet_protocols": "ipv4",
+    "mydestination": "localhost",
+    "myhostname": SENDER_HOST,
+    "smtp_helo_name": SENDER_HOST,
+    "smtp_tls_security_level": "encrypt",
+    "smtp_tls_connection_reuse": "yes",
+    "smtp_tls_loglevel": "1",
+    # 10 parallel deliveries, like smtp-source -s 10 in the cleartext runs (set from --sessions)
+    "smtp_destination_concurrency_limit": "10",
+    "default_destination_concurrency_limit": "10",
+}
+_relay_of_sender: str | None = None
 PACKAGES = ["postfix", "postfix-policyd-spf-python", "opendkim", "opendkim-tools", "opendmarc",
-            "bind9", "bind9-dnsutils", "unbound"]
+            "bind9", "bind9-dnsutils", "unbound", "rspamd"]
 
 # name -> (label, last octet, kind)
 CONFIGS = {
@@ -76,6 +92,7 @@ CONFIGS = {
     "dmarc": ("plain + OpenDMARC", 14),
     "tutorial": ("(b) tutorial (SPF+DKIM+DMARC, package defaults)", 15),
     "mailward": ("(c) mailward site.yml", 16),
+    "rspamd": ("(d) rspamd milter: SPF+DKIM+DMARC only", 18),
 }
 TUNED = ("mwtuned", "(c) mailward + experiment", 17)
 
@@ -207,7 +224,7 @@ def build_image(rebuild: bool) -> None:
             echo 'postfix postfix/mailname string localhost' | debconf-set-selections
             apt-get update -qq
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {' '.join(PACKAGES)} >/tmp/apt.log 2>&1 || {{ tail -30 /tmp/apt.log; exit 1; }}
-            systemctl disable opendkim opendmarc named unbound unbound-resolvconf >/dev/null 2>&1 || true
+            systemctl disable opendkim opendmarc named unbound unbound-resolvconf rspamd >/dev/null 2>&1 || true
             systemctl mask unbound unbound-resolvconf >/dev/null 2>&1 || true
             rm -f /usr/sbin/policy-rc.d /etc/unbound/unbound.conf.d/root-auto-trust-anchor-file.conf
             apt-get clean; rm -rf /var/lib/apt/lists/*
@@ -315,10 +332,16 @@ def setup_ns(mx_hosts: dict[str, str], dkim_txt: str | None = None) -> str:
     raise RuntimeError("named does not answer")
 
 
-def setup_sender(message: str | None = None) -> str:
+def setup_sender(message: str | None = None, sessions: int = 10) -> str:
     name = run_container("sender", SENDER_IP, SENDER_HOST, IMAGE, NS_IP)
     wait_systemd(name)
-    pexec(name, "systemctl disable --now postfix >/dev/null 2>&1; test -x /usr/sbin/smtp-source")
+    if TLS:
+        main = dict(SENDER_TLS_MAIN, smtp_destination_concurrency_limit=str(sessions),
+                    default_destination_concurrency_limit=str(sessions))
+        pexec(name, "postconf -e " + " ".join(shlex.quote(f"{k}={v}") for k, v in main.items())
+              + " && postfix check && systemctl restart postfix && test -x /usr/sbin/smtp-source")
+    else:
+        pexec(name, "systemctl disable --now postfix >/dev/null 2>&1; test -x /usr/sbin/smtp-source")
     if message is not None:
         put(name, SIGNED_PATH, message, "0600")
     return name
@@ -336,6 +359,44 @@ PLAIN_MAIN = {
     "home_mailbox": "Maildir/",
     "virtual_alias_maps": f"regexp:{BENCH_ALIASES[0]}",
 }
+# (d) rspamd, Debian's package, as the one milter doing SPF, DKIM and DMARC with the outcomes
+# mailward enforces: reject SPF fail and DMARC failures under p=reject (force_actions), verify
+# DKIM, Authentication-Results added (milter_headers). Every other module off (local.d/<module>.conf
+# enabled = false), of the C filters only dkim (no chartable, regexp, fuzzy_check), the normal and
+# fuzzy workers off: the proxy scans itself (self_scan), one proxy process per core (the package's
+# count = 1 would leave rspamd one core of the two). local_addrs only loopback: rspamd's
+# default counts 10/8 as local and would skip SPF for the test network. The milter socket is a
+# unix socket in Postfix's chroot, like mailward's milters (no loopback-TCP delayed-ACK stalls).
+RSPAMD_KEEP = ("spf", "dkim", "dmarc", "force_actions", "milter_headers")
+RSPAMD_SOCKET = "/var/spool/postfix/rspamd/milter.sock"
+RSPAMD_SETUP = textwrap.dedent(f"""\
+    for f in /etc/rspamd/modules.d/*.conf; do
+      m=$(basename $f .conf)
+      case " {' '.join(RSPAMD_KEEP)} " in *" $m "*) continue;; esac
+      echo 'enabled = false;' > /etc/rspamd/local.d/$m.conf
+    done
+    printf 'filters = "dkim";\\nlocal_addrs = [127.0.0.0/8, "::1"];\\n' > /etc/rspamd/override.d/options.inc
+    cat > /etc/rspamd/local.d/worker-proxy.inc <<X
+    bind_socket = "{RSPAMD_SOCKET} mode=0666 owner=_rspamd";
+    upstream "local" {{ default = yes; self_scan = yes; }}
+    count = $(nproc);
+    X
+    echo 'enabled = false;' > /etc/rspamd/local.d/worker-normal.inc
+    echo 'enabled = false;' > /etc/rspamd/local.d/worker-fuzzy.inc
+    cat > /etc/rspamd/local.d/force_actions.conf <<'X'
+    rules {{
+      SPF_FAIL_REJECT {{ action = "reject"; expression = "R_SPF_FAIL"; message = "5.7.23 SPF fail"; }}
+      DMARC_REJECT_POLICY {{ action = "reject"; expression = "DMARC_POLICY_REJECT"; message = "5.7.1 DMARC policy reject"; }}
+    }}
+    X
+    echo 'use = ["authentication-results"];' > /etc/rspamd/local.d/milter_headers.conf
+    mkdir -p {Path(RSPAMD_SOCKET).parent}
+    chown _rspamd:postfix {Path(RSPAMD_SOCKET).parent}; chmod 750 {Path(RSPAMD_SOCKET).parent}
+    usermod -aG _rspamd postfix
+    rspamadm configtest >/dev/null
+    systemctl enable --now rspamd >/dev/null 2>&1; systemctl restart rspamd
+    for i in $(seq 120); do test -S {RSPAMD_SOCKET} && break; sleep 0.5; done
+    test -S {RSPAMD_SOCKET}""")
 TUTORIAL_MILTERS = {
     "milter_default_action": "accept",
     "milter_protocol": "6",
@@ -372,6 +433,10 @@ def configure_manual(name: str, cfg: str, host: str) -> None:
         script.append("sed -i 's|^Socket.*|Socket inet:8893@localhost|' /etc/opendmarc.conf"
                       " && systemctl enable --now opendmarc >/dev/null 2>&1 && systemctl restart opendmarc")
         milters.append("inet:localhost:8893")
+    if cfg == "rspamd":
+        script.append(RSPAMD_SETUP)
+        # smtpd runs chrooted in /var/spool/postfix (Debian's master.cf)
+        milters.append("unix:" + RSPAMD_SOCKET.removeprefix("/var/spool/postfix"))
     if milters:
         main.update(TUTORIAL_MILTERS)
         main["smtpd_milters"] = ", ".join(milters)
@@ -520,9 +585,19 @@ def reset_mailbox(mx: str) -> None:
               "test -z \"$(postqueue -j)\" || { postsuper -d ALL >/dev/null 2>&1; true; }")
 
 
+def relay_via_sender(ip: str) -> None:
+    """--tls: point the sender's Postfix at the MX under test (relayhost), once per change."""
+    global _relay_of_sender
+    if _relay_of_sender != ip:
+        pexec(cname("sender"), f"postconf -e 'relayhost=[{ip}]:25' && postfix reload >/dev/null 2>&1")
+        _relay_of_sender = ip
+
+
 def smtp_source_cmd(ip: str, n: int, sessions: int, size: int) -> str:
     # -F (--signed): the pre-formatted signed message instead of smtp-source's own (-l, -S).
     body = f"-F {MESSAGE_FILE}" if MESSAGE_FILE else f"-l {size} -S tput"
+    if TLS:
+        ip = "127.0.0.1"  # the sender's Postfix, which relays to the MX with STARTTLS
     return (f"/usr/sbin/smtp-source -N -d -s {sessions} -m {n} {body} -f {MAIL_FROM} -t {RCPT}"
             f" -M {SENDER_HOST} {ip}:25")
 
@@ -531,6 +606,8 @@ def run_once(cfg: str, ip: str, n: int, sessions: int, size: int, reset: bool = 
     mx = cname(f"mx-{cfg}")
     if reset:
         reset_mailbox(mx)
+    if TLS:
+        relay_via_sender(ip)
     timeout = max(120.0, n / 5.0)
     waiter = subprocess.Popen(["podman", "exec", "-i", mx, "python3", "-c", WAITER, str(n), str(timeout)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -550,13 +627,18 @@ def run_once(cfg: str, ip: str, n: int, sessions: int, size: int, reset: bool = 
     if not done:
         raise RuntimeError(f"waiter failed on {mx}: {out}")
     _, td, delivered, queued = done[0].split()
+    sender_left = 0
+    if TLS:  # the sender's queue must be empty too (every message relayed over TLS)
+        sender_left = len(pexec(cname("sender"), "postqueue -j").splitlines())
     accept_s = (t1 - t0) / 1e9
     e2e_s = (int(td) - t0) / 1e9
     res = {"config": cfg, "messages": n, "sessions": sessions, "size": size,
            "accept_seconds": round(accept_s, 3), "delivered_seconds": round(e2e_s, 3),
            "accept_rate": round(n / accept_s, 2), "delivered_rate": round(n / e2e_s, 2),
            "delivered": int(delivered), "queue_left": int(queued), "smtp_source": rc,
-           "ok": rc == "rc=0" and int(delivered) == n and int(queued) == 0}
+           "ok": rc == "rc=0" and int(delivered) == n and int(queued) == 0 and sender_left == 0}
+    if TLS:
+        res["sender_queue_left"] = sender_left
     if errors:
         res["smtp_source_output"] = errors[:5]
     return res
@@ -665,27 +747,110 @@ def policyd_spf_micro(mx: str, requests: int) -> dict:
            f"sender={MAIL_FROM}\nrecipient={RCPT}\ninstance=%d\n\n")
     conf = pexec(mx, "ls /etc/postfix-policyd-spf-python/policyd-spf.conf").strip()
     script = textwrap.dedent(f"""\
-        import subprocess, sys, time
+        import os, subprocess, sys, time
         n = {requests}
+        tck = os.sysconf('SC_CLK_TCK')
+        def cpu(pid):
+            f = open(f'/proc/{{pid}}/stat').read().rsplit(')', 1)[1].split()
+            return (int(f[11]) + int(f[12])) * 1000.0 / tck
         t0 = time.perf_counter()
         p = subprocess.Popen(['/usr/bin/policyd-spf', '{conf}'], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         req = {req!r}
         p.stdin.write(req % 0); p.stdin.flush()
         first = p.stdout.readline(); p.stdout.readline()
-        t1 = time.perf_counter()
+        t1 = time.perf_counter(); c1 = cpu(p.pid)
         for i in range(1, n + 1):
             p.stdin.write(req % i); p.stdin.flush()
             r = p.stdout.readline(); p.stdout.readline()
-        t2 = time.perf_counter()
+        t2 = time.perf_counter(); c2 = cpu(p.pid)
         p.stdin.close(); p.wait()
-        print(round((t1 - t0) * 1000, 1), round((t2 - t1) * 1000 / n, 3), first.strip()[:120], r.strip()[:120])
+        print(round((t1 - t0) * 1000, 1), round((t2 - t1) * 1000 / n, 3), round(c1, 1), round((c2 - c1) / n, 3),
+              first.strip()[:120], r.strip()[:120])
         """)
-    out = pexec(mx, f"runuser -u policyd-spf -- python3 -c {shlex.quote(script)}").split(" ", 2)
+    out = pexec(mx, f"runuser -u policyd-spf -- python3 -c {shlex.quote(script)}").split(" ", 4)
+    # wall ms, and CPU ms of the policyd-spf process itself (utime+stime, tick resolution: the
+    # per-request figure is an average over `requests`)
     return {"startup_plus_first_request_ms": float(out[0]), "per_request_ms": float(out[1]),
-            "answer": out[2].strip()}
+            "startup_plus_first_request_cpu_ms": float(out[2]), "per_request_cpu_ms": float(out[3]),
+            "answer": out[4].strip()}
 
 
 # ---------------------------------------------------------------- report
+# Configuration -> letter of the issue's ratios.
+LETTERS = {"plain": "a", "tutorial": "b", "mailward": "c", "rspamd": "d"}
+# Process names on the MX -> the check they do (the rest is Postfix and the system).
+CHECK_OF_PROCESS = {"policyd-spf": "spf", "exited children of spawn": "spf", "spawn": "spf",
+                    "opendkim": "dkim", "opendmarc": "dmarc", "rspamd": "rspamd",
+                    "unbound": "resolver"}
+
+
+def rate_ratios(rates: dict) -> dict:
+    """{'c/a': c/a, ...} for every pair the issue asks for (c over a, b, d; b over a; d over a)
+    whose two rates are known and non-zero."""
+    r = {LETTERS[c]: v for c, v in rates.items() if c in LETTERS and v}
+    out = {}
+    for x, y in (("c", "a"), ("c", "b"), ("c", "d"), ("b", "a"), ("d", "a")):
+        if x in r and y in r:
+            out[f"{x}/{y}"] = round(r[x] / r[y], 3)
+    return out
+
+
+def cpu_per_check(mx_cpu: dict) -> dict:
+    """CPU ms per message on the MX grouped by check (CHECK_OF_PROCESS), the rest as 'postfix
+    and other', and the total."""
+    out: dict[str, float] = {}
+    for name, ms in mx_cpu.items():
+        key = CHECK_OF_PROCESS.get(name, "postfix and other")
+        out[key] = out.get(key, 0.0) + ms
+    total = sum(out.values())
+    out = {k: round(v, 3) for k, v in sorted(out.items())}
+    out["total"] = round(total, 3)
+    return out
+
+
+def summary_mode(data: dict) -> str:
+    """The summary's section of a run: cleartext/tls, signed or not."""
+    return ("tls" if data.get("tls") else "cleartext") + ("_signed" if data.get("signed") else "")
+
+
+def summarize(data: dict, source: Path | str) -> dict:
+    """The stable summary of one run (throughput.json's data): one section keyed by mode with
+    the rates used, the ratios as c_over_a..., CPU per message per check and per container, and
+    the command that produced it."""
+    rate_key = data.get("rate", "accept_rate_median")
+    rates = {c: r[rate_key] for c, r in data["results"].items()}
+    ratios = {k.replace("/", "_over_"): v for k, v in rate_ratios(rates).items()}
+    acct = data.get("accounting", {})
+    section = {
+        "rate": "delivered msg/s at the MX" if rate_key.startswith("delivered") else "accepted msg/s",
+        "rates": rates,
+        "ratios": ratios,
+        "cpu_ms_per_message_mx_by_check": {c: cpu_per_check(a.get("mx_cpu_ms_per_message", {}))
+                                           for c, a in acct.items()},
+        "cpu_ms_per_message_containers": {c: a.get("container_cpu_ms_per_message") for c, a in acct.items()},
+        "all_ok": all(r.get("all_ok") for r in data["results"].values()),
+        "quick": data.get("quick"), "reps": data.get("reps"), "seconds_target": data.get("seconds_target"),
+        "command": "python bench/throughput/run.py " + " ".join(shlex.quote(a) for a in data.get("argv", [])),
+        "source": str(source),
+        "when": data.get("when"),
+        "loadavg_end": data.get("host", {}).get("loadavg_end"),
+    }
+    return {summary_mode(data): section}
+
+
+def merge_summary(old: dict, new: dict) -> dict:
+    """The summary file: every mode's latest section, and the headline ratios at the top level
+    (c_over_a, c_over_b, c_over_d from cleartext unsigned runs, the same with _tls from --tls)."""
+    modes = dict(old.get("modes", {}))
+    modes.update(new)
+    top: dict = {}
+    for mode, suffix in (("cleartext", ""), ("tls", "_tls")):
+        for k, v in modes.get(mode, {}).get("ratios", {}).items():
+            top[k + suffix] = v
+    return {"what": "mailward throughput ratios (bench/throughput/run.py); figures, not pass/fail",
+            **top, "modes": modes}
+
+
 def median(xs: list[float]) -> float:
     return round(statistics.median(xs), 2) if xs else float("nan")
 
@@ -726,6 +891,12 @@ def main() -> int:
                     help="also converge a second mailward MX and measure the experiments on it")
     ap.add_argument("--signed", action="store_true",
                     help="send a DKIM-signed message (smtp-source -F) so OpenDKIM verifies a signature")
+    ap.add_argument("--tls", action="store_true",
+                    help="relay through a real Postfix on the sender: STARTTLS required "
+                         "(smtp_tls_security_level = encrypt), TLS connections reused; rates are "
+                         "delivered messages/s at the MX")
+    ap.add_argument("--summary", default="build/bench/summary.json",
+                    help="merge this run's ratios and CPU per check into this file")
     ap.add_argument("--rebuild-image", action="store_true")
     ap.add_argument("--keep", action="store_true", help="leave containers and network running")
     args = ap.parse_args()
@@ -740,7 +911,8 @@ def main() -> int:
     for c in configs:
         if c not in CONFIGS:
             ap.error(f"unknown config {c}")
-    global MESSAGE_FILE
+    global MESSAGE_FILE, TLS
+    TLS = args.tls
     message, dkim_txt = signed_message(args.size) if args.signed else (None, None)
     MESSAGE_FILE = SIGNED_PATH if args.signed else None
     started = time.monotonic()
@@ -760,7 +932,7 @@ def main() -> int:
         created.append(cname("ns"))
         setup_ns(mx_hosts, dkim_txt)
         created.append(cname("sender"))
-        setup_sender(message)
+        setup_sender(message, args.sessions)
         for c, (_, octet) in mx_all.items():
             created.append(cname(f"mx-{c}"))
             run_container(f"mx-{c}", f"{NET3}.{octet}", f"mx-{c}.{MX_DOMAIN}", IMAGE, NS_IP)
@@ -790,7 +962,7 @@ def main() -> int:
             if not r["ok"]:
                 raise RuntimeError(f"warm-up failed for {c}: {r}")
             checks[c] = sample_headers(cname(f"mx-{c}"))
-            if args.signed and c in ("dkim", "tutorial", "mailward") and not any(
+            if args.signed and c in ("dkim", "tutorial", "mailward", "rspamd") and not any(
                     h.startswith("Authentication-Results") and "dkim=pass" in h for h in checks[c]):
                 raise RuntimeError(f"--signed: mx-{c} did not verify the DKIM signature: {checks[c]}")
             r = run_once(c, ips[c], 20 * args.sessions, args.sessions, args.size)
@@ -862,16 +1034,11 @@ def main() -> int:
                     f"{acc['container_cpu_ms_per_message']['total']:.2f}")
 
         elapsed = time.monotonic() - started
-        base = results.get("plain", {}).get("accept_rate_median")
-        tut = results.get("tutorial", {}).get("accept_rate_median")
-        mwr = results.get("mailward", {}).get("accept_rate_median")
-        ratios = {}
-        if base and mwr:
-            ratios["c/a"] = round(mwr / base, 3)
-        if tut and mwr:
-            ratios["c/b"] = round(mwr / tut, 3)
-        if base and tut:
-            ratios["b/a"] = round(tut / base, 3)
+        # With --tls smtp-source only hands mail to the sender's Postfix: the MX's rate is the
+        # delivered one (N / time until the MX has delivered all N).
+        rate_key = "delivered_rate_median" if TLS else "accept_rate_median"
+        ratios = rate_ratios({c: r[rate_key] for c, r in results.items()})
+        base = results.get("plain", {}).get(rate_key)
         cpu = {c: a["container_cpu_ms_per_message"]["total"] for c, a in acct.items()}
         if cpu.get("plain") and cpu.get("mailward"):
             # If both were CPU-bound, c/a could not exceed this: the work per message, a over c.
@@ -882,7 +1049,7 @@ def main() -> int:
               f"{'DNS q/msg':>9s} {'MX CPU ms/msg':>13s} {'all CPU ms/msg':>14s} {'ceiling/s':>9s} ok")
         for c in order:
             r = results[c]
-            ratio = r["accept_rate_median"] / base if base else float("nan")
+            ratio = r[rate_key] / base if base else float("nan")
             a = acct.get(c, {})
             print(f"{r['label'][:52]:52s} {r['accept_rate_median']:10.1f} {ratio:6.2f} "
                   f"{r['delivered_rate_median']:11.1f} {a.get('dns_queries_per_message', float('nan')):9.2f} "
@@ -895,22 +1062,32 @@ def main() -> int:
             print(f"experiment {e['experiment']}: {e['change']}: {e['mailward_median']} -> "
                   f"{e['tuned_median']} msg/s (x{e['gain']})")
         for c, m in micro.items():
-            print(f"policyd-spf on mx-{c}: start-up + first request {m['startup_plus_first_request_ms']} ms, "
-                  f"then {m['per_request_ms']} ms per request (one process, sequential)")
+            print(f"policyd-spf on mx-{c}: start-up + first request {m['startup_plus_first_request_ms']} ms "
+                  f"({m['startup_plus_first_request_cpu_ms']} ms CPU), then {m['per_request_ms']} ms per request "
+                  f"({m['per_request_cpu_ms']} ms CPU; one process, sequential)")
         print(f"run took {elapsed / 60:.1f} min")
         data = {
             "what": "mail throughput, smtp-source -> MX; figures only",
             "quick": args.quick, "reps": args.reps, "sessions": args.sessions, "size": args.size,
-            "signed": args.signed, "message_bytes": len(message) if message else None,
+            "signed": args.signed, "tls": TLS, "rate": rate_key, "argv": sys.argv[1:],
+            "message_bytes": len(message) if message else None,
             "smtp_source": smtp_source_cmd("<mx>", 0, args.sessions, args.size).replace(" -m 0", " -m <n>"),
             "messages_per_run": per_cfg_n, "seconds_target": seconds,
             "results": results, "ratios": ratios, "runs": runs, "accounting": acct,
             "policyd_spf_micro": micro, "experiments": experiments, "header_checks": checks,
             "converge_seconds": converge_s, "elapsed_seconds": round(elapsed, 1),
             "host": {"cpus": os.cpu_count(), "loadavg_end": os.getloadavg()},
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         }
         (out / "throughput.json").write_text(json.dumps(data, indent=2) + "\n")
         print(f"json: {out / 'throughput.json'}")
+        spath = Path(args.summary)
+        spath = spath if spath.is_absolute() else ROOT / spath
+        spath.parent.mkdir(parents=True, exist_ok=True)
+        old = json.loads(spath.read_text()) if spath.exists() else {}
+        spath.write_text(json.dumps(merge_summary(old, summarize(data, out / "throughput.json")),
+                                    indent=2) + "\n")
+        print(f"summary: {spath}")
         print(chart(results, out / "throughput.png"))
         return 0
     except KeyboardInterrupt:

@@ -58,3 +58,52 @@ def test_the_signed_message_verifies_and_its_record_is_split_at_255(run):
     assert "".join(p.strip('"') for p in parts) == record
     tampered = raw.replace(b"Subject: tput signed", b"Subject: tput changed")
     assert not dkim.verify(tampered, dnsfunc=lambda name, timeout=5: record.encode())
+
+
+def test_ratios_are_the_issue_pairs_and_skip_missing_or_zero_rates(run):
+    rates = {"plain": 1000.0, "tutorial": 100.0, "mailward": 300.0, "rspamd": 250.0, "spf": 500.0}
+    assert run.rate_ratios(rates) == {"c/a": 0.3, "c/b": 3.0, "c/d": 1.2, "b/a": 0.1, "d/a": 0.25}
+    assert run.rate_ratios({"plain": 1000.0, "mailward": 300.0, "rspamd": 0}) == {"c/a": 0.3}
+
+
+def test_cpu_per_check_groups_processes_and_keeps_the_total(run):
+    mx = {"policyd-spf": 1.2, "exited children of spawn": 0.3, "opendkim": 0.6, "opendmarc": 0.4,
+          "unbound": 0.1, "smtpd": 0.9, "exited children of master": 0.5, "cleanup": 0.2}
+    got = run.cpu_per_check(mx)
+    assert got == {"dkim": 0.6, "dmarc": 0.4, "postfix and other": 1.6, "resolver": 0.1,
+                   "spf": 1.5, "total": 4.2}
+    assert run.cpu_per_check({"rspamd": 0.8, "smtpd": 1.0}) == {
+        "postfix and other": 1.0, "rspamd": 0.8, "total": 1.8}
+
+
+def _data(tls, plain, mailward, rspamd, signed=False):
+    key = "delivered_rate_median" if tls else "accept_rate_median"
+    res = {c: {"accept_rate_median": 1.0, "delivered_rate_median": 1.0, "all_ok": True}
+           for c in ("plain", "mailward", "rspamd")}
+    for c, v in (("plain", plain), ("mailward", mailward), ("rspamd", rspamd)):
+        res[c][key] = v
+    return {"tls": tls, "signed": signed, "rate": key, "results": res, "argv": ["--quick", "--tls"] if tls else ["--quick"],
+            "accounting": {"mailward": {"mx_cpu_ms_per_message": {"policyd-spf": 1.0, "smtpd": 1.0},
+                                        "container_cpu_ms_per_message": {"mx": 2.0, "total": 3.0}}}}
+
+
+def test_summary_takes_the_rate_of_its_mode_and_merges_modes(run):
+    clear = run.summarize(_data(False, 1000.0, 300.0, 200.0), "x/throughput.json")
+    assert list(clear) == ["cleartext"]
+    sec = clear["cleartext"]
+    assert sec["ratios"] == {"c_over_a": 0.3, "c_over_d": 1.5, "d_over_a": 0.2}
+    assert sec["rate"] == "accepted msg/s" and sec["all_ok"]
+    assert sec["command"] == "python bench/throughput/run.py --quick"
+    assert sec["cpu_ms_per_message_mx_by_check"]["mailward"] == {"postfix and other": 1.0, "spf": 1.0, "total": 2.0}
+    # --tls: the delivered rates (the sender's Postfix accepts; the MX's work is delivery)
+    tls = run.summarize(_data(True, 500.0, 250.0, 500.0), "y/throughput.json")
+    assert tls["tls"]["ratios"]["c_over_d"] == 0.5 and tls["tls"]["rate"].startswith("delivered")
+    merged = run.merge_summary(run.merge_summary({}, clear), tls)
+    assert merged["c_over_a"] == 0.3 and merged["c_over_d"] == 1.5
+    assert merged["c_over_a_tls"] == 0.5 and merged["c_over_d_tls"] == 0.5
+    assert set(merged["modes"]) == {"cleartext", "tls"}
+    # a later run of one mode replaces that mode only; a signed run has a section of its own
+    signed = run.summarize(_data(False, 1000.0, 100.0, 400.0, signed=True), "z")
+    again = run.merge_summary(merged, signed)
+    assert set(again["modes"]) == {"cleartext", "tls", "cleartext_signed"}
+    assert again["c_over_d"] == 1.5 and again["c_over_d_tls"] == 0.5
