@@ -385,8 +385,8 @@ RSPAMD_SETUP = textwrap.dedent(f"""\
     echo 'enabled = false;' > /etc/rspamd/local.d/worker-fuzzy.inc
     cat > /etc/rspamd/local.d/force_actions.conf <<'X'
     rules {{
-      SPF_FAIL_REJECT {{ action = "reject"; expression = "R_SPF_FAIL"; message = "5.7.23 SPF fail"; }}
-      DMARC_REJECT_POLICY {{ action = "reject"; expression = "DMARC_POLICY_REJECT"; message = "5.7.1 DMARC policy reject"; }}
+      SPF_FAIL_REJECT {{ action = "reject"; expression = "R_SPF_FAIL"; message = "SPF fail"; }}
+      DMARC_REJECT_POLICY {{ action = "reject"; expression = "DMARC_POLICY_REJECT"; message = "DMARC policy reject"; }}
     }}
     X
     echo 'use = ["authentication-results"];' > /etc/rspamd/local.d/milter_headers.conf
@@ -580,6 +580,12 @@ def cpu_by_name(a: dict, b: dict, clk: int, n: int) -> dict:
     return {k: round(v, 3) for k, v in sorted(ms.items(), key=lambda kv: -kv[1]) if abs(v) > 0.0005}
 
 
+def started_during(a: dict, b: dict, comm: str) -> int:
+    """Processes named comm in snapshot b that were not (under that name) in snapshot a; those
+    that started and exited in between are not seen."""
+    return sum(1 for pid, row in b.items() if row[0] == comm and (pid not in a or a[pid][0] != comm))
+
+
 def reset_mailbox(mx: str) -> None:
     pexec(mx, "rm -rf /home/bench/Maildir/new /home/bench/Maildir/cur /home/bench/Maildir/tmp; "
               "test -z \"$(postqueue -j)\" || { postsuper -d ALL >/dev/null 2>&1; true; }")
@@ -642,6 +648,41 @@ def run_once(cfg: str, ip: str, n: int, sessions: int, size: int, reset: bool = 
     if errors:
         res["smtp_source_output"] = errors[:5]
     return res
+
+
+# Outcomes: forged mail sent from ns (10.89.231.53, not in src.example's SPF) to an MX, by
+# smtplib: "spf_fail" (MAIL FROM bench@src.example: SPF fail, -all) and "dmarc_fail" (null
+# sender, HELO ns.bench.example without SPF, From: bench@src.example unsigned: DMARC fail under
+# p=reject). Each reports the SMTP reply that ended the transaction (5xx = rejected).
+PROBE = r"""
+import smtplib, sys
+ip, mail_from, helo = sys.argv[1], sys.argv[2], sys.argv[3]
+msg = ('From: Bench <bench@src.example>\r\nTo: <bench@bench.example>\r\nSubject: forged\r\n'
+       'Message-ID: <forged@src.example>\r\nDate: Wed, 02 Dec 2026 12:00:00 +0000\r\n\r\nforged\r\n')
+s = smtplib.SMTP(ip, 25, local_hostname=helo, timeout=60)
+try:
+    s.sendmail(mail_from, ['bench@bench.example'], msg)
+    print('250 accepted')
+except smtplib.SMTPRecipientsRefused as e:
+    code, text = list(e.recipients.values())[0]
+    print(code, 'RCPT', text.decode(errors='replace')[:100])
+except smtplib.SMTPResponseException as e:
+    print(e.smtp_code, 'DATA', e.smtp_error.decode(errors='replace')[:100])
+finally:
+    try:
+        s.quit()
+    except Exception:
+        pass
+"""
+
+
+def probe_outcomes(ip: str) -> dict:
+    """The replies of one MX to the two forgeries of PROBE, sent from ns."""
+    out = {}
+    for key, mail_from in (("spf_fail", MAIL_FROM), ("dmarc_fail", "")):
+        out[key] = pexec(cname("ns"), f"python3 -c {shlex.quote(PROBE)} {ip} {shlex.quote(mail_from)} "
+                                      f"ns.{MX_DOMAIN}", check=False).strip()
+    return out
 
 
 def sample_headers(mx: str) -> list[str]:
@@ -729,7 +770,9 @@ def accounting(cfg: str, ip: str, n: int, sessions: int, size: int, clk: int) ->
             "mx_cpu_ms_per_message": mx_cpu,
             "mx_cpu_ms_per_message_total": round(sum(mx_cpu.values()), 3),
             "ns_cpu_ms_per_message": cpu_by_name(n0, n1, clk, n),
-            "policyd_spf_processes_after": int(pids or 0)}
+            "policyd_spf_processes_after": int(pids or 0),
+            # policyd-spf processes started during the run (each costs a Python start-up)
+            "policyd_spf_started": started_during(c0, c1, "policyd-spf")}
 
 
 def accounting_n(run_n: int, args) -> int:
@@ -829,6 +872,7 @@ def summarize(data: dict, source: Path | str) -> dict:
                                            for c, a in acct.items()},
         "cpu_ms_per_message_containers": {c: a.get("container_cpu_ms_per_message") for c, a in acct.items()},
         "all_ok": all(r.get("all_ok") for r in data["results"].values()),
+        "forged_mail_outcomes": data.get("forged_mail_outcomes"),
         "quick": data.get("quick"), "reps": data.get("reps"), "seconds_target": data.get("seconds_target"),
         "command": "python bench/throughput/run.py " + " ".join(shlex.quote(a) for a in data.get("argv", [])),
         "source": str(source),
@@ -972,6 +1016,9 @@ def main() -> int:
 
         runs: list[dict] = []
         order = list(mx_all)
+        outcomes = {c: probe_outcomes(ips[c]) for c in order}
+        for c, o in outcomes.items():
+            log(f"  forged mail to {c}: " + "; ".join(f"{k}: {v}" for k, v in o.items()))
 
         def measure(names: list[str], reps: int) -> None:
             for rep in range(reps):
@@ -1075,6 +1122,7 @@ def main() -> int:
             "messages_per_run": per_cfg_n, "seconds_target": seconds,
             "results": results, "ratios": ratios, "runs": runs, "accounting": acct,
             "policyd_spf_micro": micro, "experiments": experiments, "header_checks": checks,
+            "forged_mail_outcomes": outcomes,
             "converge_seconds": converge_s, "elapsed_seconds": round(elapsed, 1),
             "host": {"cpus": os.cpu_count(), "loadavg_end": os.getloadavg()},
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -107,3 +107,11 @@ def test_summary_takes_the_rate_of_its_mode_and_merges_modes(run):
     again = run.merge_summary(merged, signed)
     assert set(again["modes"]) == {"cleartext", "tls", "cleartext_signed"}
     assert again["c_over_d"] == 1.5 and again["c_over_d_tls"] == 0.5
+
+
+def test_started_during_counts_new_pids_and_reused_pids_under_the_name(run):
+    a = {"5": ["policyd-spf", "4", 9, 0], "6": ["smtpd", "1", 1, 0], "7": ["policyd-spf", "4", 3, 0]}
+    b = {"5": ["policyd-spf", "4", 12, 0], "6": ["policyd-spf", "4", 1, 0], "8": ["policyd-spf", "4", 5, 0],
+         "9": ["smtpd", "1", 1, 0]}
+    assert run.started_during(a, b, "policyd-spf") == 2
+    assert run.started_during(a, b, "smtpd") == 1
