@@ -907,7 +907,13 @@ def merge_summary(old: dict, new: dict) -> dict:
     """The summary file: every mode's latest section, and the headline ratios at the top level
     (c_over_a, c_over_b, c_over_d from cleartext unsigned runs, the same with _tls from --tls)."""
     modes = dict(old.get("modes", {}))
-    modes.update(new)
+    for mode, section in new.items():
+        # A run of too few configurations for any ratio (e.g. --configs mailward --experiments)
+        # does not wipe the ratios of a full run of that mode: it is kept beside it.
+        if not section.get("ratios") and modes.get(mode, {}).get("ratios"):
+            modes[mode + "_partial"] = section
+        else:
+            modes[mode] = section
     top: dict = {}
     for mode, suffix in (("cleartext", ""), ("tls", "_tls")):
         for k, v in modes.get(mode, {}).get("ratios", {}).items():
@@ -1125,7 +1131,7 @@ def main() -> int:
                   f"{a.get('container_cpu_ms_per_message', {}).get('total', float('nan')):14.2f} "
                   f"{a.get('cpu_bound_ceiling_msgs_per_s') or float('nan'):9.0f} "
                   f"{'yes' if r['all_ok'] else 'NO'}")
-        print("ratios (accepted msgs/s):", ", ".join(f"{k} = {v}" for k, v in ratios.items()))
+        print(f"ratios ({'delivered' if TLS else 'accepted'} msgs/s):", ", ".join(f"{k} = {v}" for k, v in ratios.items()))
         for e in experiments:
             print(f"experiment {e['experiment']}: {e['change']}: {e['mailward_median']} -> "
                   f"{e['tuned_median']} msg/s (x{e['gain']})")

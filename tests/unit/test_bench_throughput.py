@@ -115,3 +115,12 @@ def test_started_during_counts_new_pids_and_reused_pids_under_the_name(run):
          "9": ["smtpd", "1", 1, 0]}
     assert run.started_during(a, b, "policyd-spf") == 2
     assert run.started_during(a, b, "smtpd") == 1
+
+
+def test_a_run_without_ratios_does_not_wipe_the_full_run_of_its_mode(run):
+    full = run.merge_summary({}, run.summarize(_data(False, 1000.0, 300.0, 200.0), "full"))
+    only_c = _data(False, 1000.0, 300.0, 200.0)
+    only_c["results"] = {"mailward": only_c["results"]["mailward"]}
+    merged = run.merge_summary(full, run.summarize(only_c, "partial"))
+    assert merged["c_over_a"] == 0.3 and merged["modes"]["cleartext"]["source"] == "full"
+    assert merged["modes"]["cleartext_partial"]["source"] == "partial"
