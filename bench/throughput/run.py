@@ -141,14 +141,15 @@ postfix check; postfix reload >/dev/null 2>&1; postconf smtpd_milters non_smtpd_
 # quarters of policyd-spf's CPU per request is dnspython building, sending and parsing its two TXT
 # queries (HELO and MAIL FROM identities) to the local Unbound; dnspython's default resolver has no
 # cache. The wrapper turns its LRUCache on (answers kept for their TTL, as Unbound does; SERVFAIL
-# and timeouts are never cached, so a temporary error still defers) and runs policyd-spf unchanged.
+# and timeouts are never cached, so a temporary error still defers) and calls policyd-spf's entry
+# point, spf_engine.policyd_spf.main, as /usr/bin/policyd-spf does.
 # Its name stays policyd-spf (the process name, and syslog's ident from argv[0]).
 SPF_CACHE_WRAPPER = """#!/usr/bin/python3
-import runpy, sys
+import sys
 import dns.resolver
+from spf_engine.policyd_spf import main
 dns.resolver.get_default_resolver().cache = dns.resolver.LRUCache(10000)
-sys.argv[0] = "/usr/bin/policyd-spf"
-runpy.run_path("/usr/bin/policyd-spf", run_name="__main__")
+sys.exit(main())
 """
 EXPERIMENTS = [
     ("spfcache", "policyd-spf with dnspython's resolver cache (a wrapper in master.cf's argv)",
