@@ -91,7 +91,10 @@ def mitogen_strategy_plugins():
 # What ansible-playbook reads from the repository: copied to <out>/converge/tree at the start and
 # run from there, so edits made to the working tree while the benchmark runs (it takes minutes)
 # don't land in the middle of a series of re-runs and show up as changes.
-TREE = ["ansible.cfg", "site.yml", "playbooks", "roles", "filter_plugins", "library", "templates"]
+# The collection mailward.mail as site.yml finds it: collections/ holds the link back to the copy's
+# root, so the links are copied as links (symlinks=True), never followed.
+TREE = ["ansible.cfg", "site.yml", "galaxy.yml", "meta", "playbooks", "roles", "filter_plugins", "plugins",
+        "templates", "collections"]
 
 MODES = {
     "full": {"domains": [1, 100, 1000], "hosts": [1, 4, 8], "reps": 2},
@@ -246,7 +249,7 @@ def freeze_tree(destination):
     for entry in TREE:
         source = os.path.join(ROOT, entry)
         if os.path.isdir(source):
-            shutil.copytree(source, os.path.join(destination, entry),
+            shutil.copytree(source, os.path.join(destination, entry), symlinks=True,
                             ignore=shutil.ignore_patterns("__pycache__"))
         elif os.path.isfile(source):
             shutil.copy2(source, os.path.join(destination, entry))
