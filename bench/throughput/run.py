@@ -137,27 +137,16 @@ postfix check; postfix reload >/dev/null 2>&1; postconf smtpd_milters non_smtpd_
 # Cumulative changes tried on mwtuned. Unix milter sockets were the first one (x1.62); they are
 # mailward's Debian default since, so the list starts after them (UNIX_MILTERS is kept for (b)-style
 # experiments by hand).
-# policyd-spf with dnspython's in-process resolver cache (issue 18, item 4). Profiled, three
-# quarters of policyd-spf's CPU per request is dnspython building, sending and parsing its two TXT
-# queries (HELO and MAIL FROM identities) to the local Unbound; dnspython's default resolver has no
-# cache. The wrapper turns its LRUCache on (answers kept for their TTL, as Unbound does; SERVFAIL
-# and timeouts are never cached, so a temporary error still defers) and calls policyd-spf's entry
-# point, spf_engine.policyd_spf.main, as /usr/bin/policyd-spf does.
-# Its name stays policyd-spf (the process name, and syslog's ident from argv[0]).
-SPF_CACHE_WRAPPER = """#!/usr/bin/python3
-import sys
-import dns.resolver
-from spf_engine.policyd_spf import main
-dns.resolver.get_default_resolver().cache = dns.resolver.LRUCache(10000)
-sys.exit(main())
-"""
+# policyd-spf's DNS cache (issue 18, item 4) is mailward's default since: the policyd_spf role runs
+# policyd-spf through a launcher that turns dnspython's LRU cache on and calls the program's entry
+# point (policyd_spf_dns_cache_size, roles/policyd_spf/templates/policyd-spf-launcher.j2). Profiled
+# before it, three quarters of policyd-spf's CPU per request was dnspython building, sending and
+# parsing the same two TXT queries (HELO and MAIL FROM) to the local Unbound. The experiment puts
+# the program itself back in master.cf (policyd_spf_dns_cache_size: 0), measured side by side.
 EXPERIMENTS = [
-    ("spfcache", "policyd-spf with dnspython's resolver cache (a wrapper in master.cf's argv)",
-     "set -e; mkdir -p /usr/local/lib/mailward-bench;"
-     f" printf %s {shlex.quote(SPF_CACHE_WRAPPER)} > /usr/local/lib/mailward-bench/policyd-spf;"
-     " chmod 755 /usr/local/lib/mailward-bench/policyd-spf;"
-     " sed -i 's|argv=/usr/bin/policyd-spf |argv=/usr/local/lib/mailward-bench/policyd-spf |' /etc/postfix/master.cf;"
-     " postconf -M policyd-spf/unix | grep -q mailward-bench; postfix reload"),
+    ("nospfcache", "policyd-spf without dnspython's cache (policyd_spf_dns_cache_size: 0: the program itself in master.cf)",
+     "set -e; sed -i 's|argv=/usr/libexec/mailward/policyd-spf |argv=/usr/bin/policyd-spf |' /etc/postfix/master.cf;"
+     " postconf -M policyd-spf/unix | grep -q 'argv=/usr/bin/policyd-spf '; postfix reload"),
     ("quietlog", "less logging: policyd-spf debugLevel 0, OpenDKIM SyslogSuccess no",
      "set -e; f=$(ls /etc/postfix-policyd-spf-python/policyd-spf.conf);"
      " sed -i 's/^debugLevel.*/debugLevel = 0/' $f;"
@@ -810,7 +799,9 @@ def policyd_spf_micro(mx: str, requests: int) -> dict:
     req = (f"request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
            f"client_address={SENDER_IP}\nclient_name={SENDER_HOST}\nhelo_name={SENDER_HOST}\n"
            f"sender={MAIL_FROM}\nrecipient={RCPT}\ninstance=%d\n\n")
-    conf = pexec(mx, "ls /etc/postfix-policyd-spf-python/policyd-spf.conf").strip()
+    # What master.cf runs (mailward: the launcher with the DNS cache; the tutorial: the program).
+    argv = pexec(mx, "postconf -M policyd-spf/unix").split("argv=", 1)[1].split()
+    prog, conf = argv[0], (argv[1] if len(argv) > 1 else "/etc/postfix-policyd-spf-python/policyd-spf.conf")
     script = textwrap.dedent(f"""\
         import os, subprocess, sys, time
         n = {requests}
@@ -819,7 +810,7 @@ def policyd_spf_micro(mx: str, requests: int) -> dict:
             f = open(f'/proc/{{pid}}/stat').read().rsplit(')', 1)[1].split()
             return (int(f[11]) + int(f[12])) * 1000.0 / tck
         t0 = time.perf_counter()
-        p = subprocess.Popen(['/usr/bin/policyd-spf', '{conf}'], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        p = subprocess.Popen(['{prog}', '{conf}'], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         req = {req!r}
         p.stdin.write(req % 0); p.stdin.flush()
         first = p.stdout.readline(); p.stdout.readline()
@@ -837,7 +828,7 @@ def policyd_spf_micro(mx: str, requests: int) -> dict:
     # per-request figure is an average over `requests`)
     return {"startup_plus_first_request_ms": float(out[0]), "per_request_ms": float(out[1]),
             "startup_plus_first_request_cpu_ms": float(out[2]), "per_request_cpu_ms": float(out[3]),
-            "answer": out[4].strip()}
+            "answer": out[4].strip(), "program": prog}
 
 
 # ---------------------------------------------------------------- report

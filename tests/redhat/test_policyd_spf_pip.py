@@ -12,6 +12,7 @@ the file is what decides. This machine's Python is 3.11; EL 10's is 3.12.
 
 import hashlib
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -73,3 +74,77 @@ def test_without_temperror_defer_the_same_failure_is_accepted(policyd_spf, rende
 def test_loopback_is_skipped(policyd_spf, rendered_el10):
     answer = ask(policyd_spf, rendered_el10 / "policyd-spf/policyd-spf.conf", "127.0.0.1")
     assert answer.startswith("action=prepend X-Comment: SPF check N/A for local connections"), answer
+
+
+# --- the launcher (policyd_spf_dns_cache_size): dnspython's cache, nothing else changed ---------
+# A name server of the test's own in a network and mount namespace (loopback only, /etc/resolv.conf
+# bound over): it logs every query, answers TXT for *.example.org with an SPF record (TTL 300), and
+# SERVFAILs the first query for flaky.example.org. The same five requests go to one process of the
+# launcher and to one of the program itself, as Postfix hands a session's requests to one process.
+FAKE_DNS = r"""
+import pathlib, socket, sys
+import dns.message, dns.rcode, dns.rdatatype, dns.rrset
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("127.0.0.1", 53))
+log = open(sys.argv[1], "a", buffering=1)
+pathlib.Path(sys.argv[2]).touch()
+seen = {}
+while True:
+    data, addr = sock.recvfrom(4096)
+    query = dns.message.from_wire(data)
+    name, rdtype = query.question[0].name.to_text(), query.question[0].rdtype
+    seen[name] = seen.get(name, 0) + 1
+    log.write("%s %s\n" % (name, dns.rdatatype.to_text(rdtype)))
+    reply = dns.message.make_response(query)
+    if name == "flaky.example.org." and seen[name] == 1:
+        reply.set_rcode(dns.rcode.SERVFAIL)
+    elif rdtype == dns.rdatatype.TXT and name.endswith("example.org."):
+        reply.answer.append(dns.rrset.from_text(name, 300, "IN", "TXT", '"v=spf1 ip4:192.0.2.1 -all"'))
+    else:
+        reply.set_rcode(dns.rcode.NXDOMAIN)
+    sock.sendto(reply.to_wire(), addr)
+"""
+
+SENDERS = ["alice@example.org"] * 3 + ["bob@flaky.example.org"] * 2
+
+
+def ask_with_dns(command, conf, tmp_path):
+    """The answers of one process to SENDERS, and the queries that reached the name server."""
+    (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+    (tmp_path / "fake_dns.py").write_text(FAKE_DNS)
+    log, ready = tmp_path / "queries.log", tmp_path / "ready"
+    # One message each (its own instance: policyd-spf answers a message's further recipients "dunno").
+    requests = "".join(REQUEST.replace("alice@example.org", sender).replace("instance=1.2.3", "instance=1.2.%d" % n)
+                       .format(address="192.0.2.1") for n, sender in enumerate(SENDERS))
+    script = (f"ip link set lo up && mount --bind {tmp_path}/resolv.conf /etc/resolv.conf"
+              f" && {{ {sys.executable} {tmp_path}/fake_dns.py {log} {ready} & pid=$!; }}"
+              f" && while [ ! -e {ready} ]; do sleep 0.05; done"
+              f" && {' '.join(map(str, command))} {conf}; rc=$?; kill $pid; exit $rc")
+    proc = subprocess.run(["unshare", "-n", "-m", "sh", "-c", script], input=requests,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    answers = [block.strip() for block in proc.stdout.split("\n\n") if block.strip()]
+    return answers, log.read_text().splitlines()
+
+
+@pytest.fixture(scope="module")
+def launcher(rendered_el10):
+    return rendered_el10 / "policyd-spf/policyd-spf"
+
+
+def test_launcher_keeps_answers_and_never_a_servfail(policyd_spf, launcher, rendered_el10, tmp_path):
+    conf = rendered_el10 / "policyd-spf/policyd-spf.conf"
+    for name in ("program", "launcher"):
+        (tmp_path / name).mkdir()
+    program = ask_with_dns([policyd_spf], conf, tmp_path / "program")
+    cached = ask_with_dns([policyd_spf.parent / "python", launcher], conf, tmp_path / "launcher")
+    for answers, _ in (program, cached):
+        assert len(answers) == 5, answers
+        # The same decisions: Pass three times, the SERVFAIL deferred (TempError_Defer), then Pass
+        # once the name server answers: the failure was not kept.
+        assert all(a.startswith("action=prepend Received-SPF: Pass") for a in answers[:3] + answers[4:]), answers
+        assert answers[3].startswith("action=defer_if_permit 4.7.24 "), answers
+    # The program asks for the same two TXT records again for every request; the launcher once.
+    assert program[1].count("example.org. TXT") == 3 and program[1].count("client.example.org. TXT") == 5, program[1]
+    assert cached[1].count("example.org. TXT") == 1 and cached[1].count("client.example.org. TXT") == 1, cached[1]
+    assert cached[1].count("flaky.example.org. TXT") == 2, cached[1]

@@ -46,20 +46,33 @@ def items(value):
 def test_master_cf_uses_el_policyd_spf_paths(rendered):
     line = next(fields for fields in master_services(rendered) if fields[0] == "policyd-spf")
     assert line[:8] == ["policyd-spf", "unix", "-", "n", "n", "-", "0", "spawn"], line
-    assert " ".join(line[8:]) == ("user=policyd-spf argv=/usr/libexec/postfix/policyd-spf "
+    assert " ".join(line[8:]) == ("user=policyd-spf argv=/usr/libexec/mailward/policyd-spf "
                                   "/etc/python-policyd-spf/policyd-spf.conf"), line
 
 
 def test_master_cf_el10_runs_policyd_spf_from_the_virtualenv(rendered_el10):
     """EPEL 10 has no pypolicyd-spf: the pip method is the default there, same config file."""
     line = next(fields for fields in master_services(rendered_el10) if fields[0] == "policyd-spf")
-    assert " ".join(line[8:]) == ("user=policyd-spf argv=/opt/mailward/policyd-spf/bin/policyd-spf "
+    assert " ".join(line[8:]) == ("user=policyd-spf argv=/usr/libexec/mailward/policyd-spf "
                                   "/etc/python-policyd-spf/policyd-spf.conf"), line
 
 
 def test_policyd_spf_method_per_el_major(rendered, rendered_el10):
     assert decisions(rendered)["policyd_spf_install_method"] == "package"
     assert decisions(rendered_el10)["policyd_spf_install_method"] == "pip"
+
+
+def test_policyd_spf_launcher_runs_with_the_programs_interpreter(rendered, rendered_el10):
+    """The launcher (dnspython's cache, then the program's entry point) runs with the Python the
+    program itself runs with: EPEL 9's script is /usr/bin/python3's, EL 10's is the virtualenv's."""
+    for rendered_dir, python, program in ((rendered, "/usr/bin/python3", "/usr/libexec/postfix/policyd-spf"),
+                                          (rendered_el10, "/opt/mailward/policyd-spf/bin/python",
+                                           "/opt/mailward/policyd-spf/bin/policyd-spf")):
+        launcher = (rendered_dir / "policyd-spf/policyd-spf").read_text()
+        assert launcher.splitlines()[0] == "#!" + python, launcher
+        assert "LRUCache(10000)" in launcher and "from spf_engine.policyd_spf import main" in launcher, launcher
+        assert decisions(rendered_dir)["policyd_spf_binary"] == program
+        assert decisions(rendered_dir)["policyd_spf_command"] == "/usr/libexec/mailward/policyd-spf"
 
 
 @pytest.mark.parametrize("which", ["rendered", "rendered_el10"])

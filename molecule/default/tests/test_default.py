@@ -90,8 +90,13 @@ def test_policy_service_in_master_cf(host):
     master = host.check_output("postconf -M policyd-spf/unix")
     fields = master.split()
     assert fields[:7] == ["policyd-spf", "unix", "-", "n", "n", "-", "0"], master
-    assert "spawn user=policyd-spf argv=/usr/bin/policyd-spf" in master, master
+    # The launcher: dnspython's cache on, then the package's own entry point (/usr/bin/policyd-spf's).
+    assert "spawn user=policyd-spf argv=/usr/libexec/mailward/policyd-spf " in master, master
     assert postconf(host, "policyd-spf_time_limit") == ["3600"]
+    launcher = host.file("/usr/libexec/mailward/policyd-spf")
+    assert (launcher.user, launcher.group, launcher.mode) == ("root", "root", 0o755)
+    assert launcher.content_string.startswith("#!/usr/bin/python3\n"), launcher.content_string
+    assert "from spf_engine.policyd_spf import main" in host.file("/usr/bin/policyd-spf").content_string
 
 
 def test_milters_in_order(host):

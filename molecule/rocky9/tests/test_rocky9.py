@@ -25,8 +25,12 @@ def test_policyd_spf_el_paths(host, el_major):
     """EL 9: EPEL's pypolicyd-spf. EL 10 (no EPEL package): mailward's pinned virtualenv."""
     binary = "/usr/libexec/postfix/policyd-spf" if el_major == "9" else "/opt/mailward/policyd-spf/bin/policyd-spf"
     master = host.check_output("postconf -M policyd-spf/unix")
-    assert "argv=%s /etc/python-policyd-spf/policyd-spf.conf" % binary in master, master
+    # The launcher (dnspython's cache on) runs the program's entry point with the program's Python.
+    assert "argv=/usr/libexec/mailward/policyd-spf /etc/python-policyd-spf/policyd-spf.conf" in master, master
     assert host.file(binary).exists
+    python = "/usr/bin/python3" if el_major == "9" else "/opt/mailward/policyd-spf/bin/python"
+    assert host.file("/usr/libexec/mailward/policyd-spf").content_string.startswith("#!%s\n" % python)
+    assert "spf_engine.policyd_spf" in host.file(binary).content_string
     assert host.file("/etc/python-policyd-spf/policyd-spf.conf").exists
 
 
