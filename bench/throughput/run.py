@@ -147,12 +147,24 @@ EXPERIMENTS = [
     ("nospfcache", "policyd-spf without dnspython's cache (policyd_spf_dns_cache_size: 0: the program itself in master.cf)",
      "set -e; sed -i 's|argv=/usr/libexec/mailward/policyd-spf |argv=/usr/bin/policyd-spf |' /etc/postfix/master.cf;"
      " postconf -M policyd-spf/unix | grep -q 'argv=/usr/bin/policyd-spf '; postfix reload"),
-    ("quietlog", "less logging: policyd-spf debugLevel 0, OpenDKIM SyslogSuccess no",
-     "set -e; f=$(ls /etc/postfix-policyd-spf-python/policyd-spf.conf);"
-     " sed -i 's/^debugLevel.*/debugLevel = 0/' $f;"
-     " sed -i 's/^SyslogSuccess.*/SyslogSuccess           no/' /etc/opendkim.conf;"
-     " systemctl restart opendkim; postfix reload"),
 ]
+# --ablation: where mailward's CPU per message goes, by taking its checks away one at a time
+# (cumulative, on mwtuned, starting again from mailward's own main.cf and master.cf; each step
+# measured side by side with the untouched mailward MX). Never a configuration to run: it shows
+# what each hand-off costs, the daemon's own CPU and Postfix's side of it (smtpd's milter and
+# policy clients, cleanup applying the milters' header edits, their log lines).
+ABLATION = [
+    ("no-opendkim", "without the OpenDKIM milter (smtpd_milters: OpenDMARC only)",
+     "set -e; postconf -e 'smtpd_milters=unix:/opendmarc/opendmarc.sock'; postfix reload"),
+    ("no-policyd-spf", "and without the SPF policy service (check_policy_service removed)",
+     "set -e; postconf -e 'smtpd_recipient_restrictions=permit_mynetworks, permit_sasl_authenticated,"
+     " reject_unauth_destination'; postfix reload"),
+    ("no-opendmarc", "and without OpenDMARC: mailward's Postfix with no check at all",
+     "set -e; postconf -e 'smtpd_milters='; postfix reload"),
+]
+SAVE_MAILWARD = "cp /etc/postfix/main.cf /root/mailward-main.cf && cp /etc/postfix/master.cf /root/mailward-master.cf"
+RESTORE_MAILWARD = ("cp /root/mailward-main.cf /etc/postfix/main.cf && cp /root/mailward-master.cf /etc/postfix/master.cf"
+                    " && postfix reload >/dev/null 2>&1")
 
 
 def log(msg: str) -> None:
@@ -886,6 +898,11 @@ def summarize(data: dict, source: Path | str) -> dict:
         "cpu_ms_per_message_containers": {c: a.get("container_cpu_ms_per_message") for c, a in acct.items()},
         "all_ok": all(r.get("all_ok") for r in data["results"].values()),
         "forged_mail_outcomes": data.get("forged_mail_outcomes"),
+        # --experiments / --ablation: each step's MX CPU per message by check, and its rate over mailward's
+        "steps": {e["experiment"]: {"kind": e.get("kind", "experiment"), "change": e["change"], "gain": e["gain"],
+                                    "cpu_ms_per_message_mx_by_check":
+                                        cpu_per_check(e["accounting"].get("mx_cpu_ms_per_message", {}))}
+                  for e in data.get("experiments", [])},
         "quick": data.get("quick"), "reps": data.get("reps"), "seconds_target": data.get("seconds_target"),
         "command": "python bench/throughput/run.py " + " ".join(shlex.quote(a) for a in data.get("argv", [])),
         "source": str(source),
@@ -952,6 +969,9 @@ def main() -> int:
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset")
     ap.add_argument("--experiments", action="store_true",
                     help="also converge a second mailward MX and measure the experiments on it")
+    ap.add_argument("--ablation", action="store_true",
+                    help="also converge a second mailward MX and take its checks away one at a time "
+                         "(ABLATION), each step measured side by side with mailward")
     ap.add_argument("--signed", action="store_true",
                     help="send a DKIM-signed message (smtp-source -F) so OpenDKIM verifies a signature")
     ap.add_argument("--tls", action="store_true",
@@ -988,7 +1008,7 @@ def main() -> int:
         sh(["podman", "network", "create", "--subnet", SUBNET, NET])
         build_image(args.rebuild_image)
         mx_all = {c: (CONFIGS[c][0], CONFIGS[c][1]) for c in configs}
-        if args.experiments:
+        if args.experiments or args.ablation:
             mx_all[TUNED[0]] = (TUNED[1], TUNED[2])
         mx_hosts = {f"mx-{c}.{MX_DOMAIN}": f"{NET3}.{o}" for c, (_, o) in mx_all.items()}
         log("starting ns, sender and the MX containers")
@@ -1075,12 +1095,21 @@ def main() -> int:
                 micro[c] = policyd_spf_micro(cname(f"mx-{c}"), 100 if args.quick else 300)
 
         experiments = []
-        if args.experiments and "mailward" in order:
-            log("experiments on mwtuned (cumulative), each measured side by side with mailward")
+        steps = ([("experiment", e) for e in EXPERIMENTS] if args.experiments else []) + \
+                ([("ablation", e) for e in ABLATION] if args.ablation else [])
+        if steps and "mailward" in order:
+            log("experiments/ablation on mwtuned (cumulative), each measured side by side with mailward")
+            tuned = cname(f"mx-{TUNED[0]}")
             base_n = per_cfg_n["mailward"]
             per_cfg_n[TUNED[0]] = base_n
-            for key, desc, script in EXPERIMENTS:
-                pexec(cname(f"mx-{TUNED[0]}"), script)
+            pexec(tuned, SAVE_MAILWARD)
+            previous = None
+            for kind, (key, desc, script) in steps:
+                if kind != previous:
+                    # every list starts from mailward's own configuration
+                    pexec(tuned, RESTORE_MAILWARD)
+                    previous = kind
+                pexec(tuned, script)
                 run_once(TUNED[0], ips[TUNED[0]], 10 * args.sessions, args.sessions, args.size)
                 start = len(runs)
                 measure(["mailward", TUNED[0]], args.reps)
@@ -1089,15 +1118,15 @@ def main() -> int:
                 b = median([r["accept_rate"] for r in mine if r["config"] == TUNED[0]])
                 acc = accounting(TUNED[0], ips[TUNED[0]], accounting_n(base_n, args),
                                  args.sessions, args.size, clk)
-                experiments.append({"experiment": key, "change": desc, "script": script,
-                                    "headers": sample_headers(cname(f"mx-{TUNED[0]}")),
+                experiments.append({"experiment": key, "kind": kind, "change": desc, "script": script,
+                                    "headers": sample_headers(tuned),
                                     "mailward_median": a, "tuned_median": b,
                                     "gain": round(b / a, 3) if a else None,
                                     "all_ok": all(r["ok"] for r in mine),
                                     "accounting": acc})
                 log(f"  {key}: mailward {a:.1f} msg/s, with change {b:.1f} msg/s: x{b / a:.2f}; "
-                    f"CPU ms/msg (all containers) with change "
-                    f"{acc['container_cpu_ms_per_message']['total']:.2f}")
+                    f"CPU ms/msg MX {acc['container_cpu_ms_per_message']['mx']:.2f} "
+                    f"(mailward's in the accounting pass: {acct['mailward']['container_cpu_ms_per_message']['mx']:.2f})")
 
         elapsed = time.monotonic() - started
         # With --tls smtp-source only hands mail to the sender's Postfix: the MX's rate is the

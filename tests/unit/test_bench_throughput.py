@@ -124,3 +124,17 @@ def test_a_run_without_ratios_does_not_wipe_the_full_run_of_its_mode(run):
     merged = run.merge_summary(full, run.summarize(only_c, "partial"))
     assert merged["c_over_a"] == 0.3 and merged["modes"]["cleartext"]["source"] == "full"
     assert merged["modes"]["cleartext_partial"]["source"] == "partial"
+
+
+def test_summary_keeps_each_experiment_and_ablation_step_with_its_cpu_by_check(run):
+    data = _data(False, 1000.0, 300.0, 200.0)
+    data["experiments"] = [
+        {"experiment": "nospfcache", "kind": "experiment", "change": "x", "gain": 0.7,
+         "accounting": {"mx_cpu_ms_per_message": {"policyd-spf": 1.6, "smtpd": 0.5}}},
+        {"experiment": "no-opendkim", "kind": "ablation", "change": "y", "gain": 1.2,
+         "accounting": {"mx_cpu_ms_per_message": {"opendmarc": 0.4, "smtpd": 0.5}}}]
+    steps = run.summarize(data, "s")["cleartext"]["steps"]
+    assert list(steps) == ["nospfcache", "no-opendkim"]
+    assert steps["nospfcache"]["cpu_ms_per_message_mx_by_check"] == {"postfix and other": 0.5, "spf": 1.6, "total": 2.1}
+    assert steps["no-opendkim"]["kind"] == "ablation" and steps["no-opendkim"]["gain"] == 1.2
+    assert run.summarize(_data(False, 1000.0, 300.0, 200.0), "s")["cleartext"]["steps"] == {}
