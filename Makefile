@@ -76,13 +76,13 @@ molecule-audit: image  ## playbooks/audit.yml against ns + mx: passes, then fail
 bench: image      ## Figures, not pass/fail: records, convergence, mail throughput (build/bench/*.json, *.png; ratios in build/bench/summary.json)
 	python bench/records.py
 	python bench/converge.py
-	python bench/throughput/run.py --experiments
+	python bench/throughput/run.py --experiments --ablation
 	python bench/throughput/run.py --tls --configs plain,tutorial,mailward,rspamd --out build/bench/tls
 	python bench/throughput/run.py --signed --configs plain,dkim,tutorial,mailward,rspamd --out build/bench/signed
 
 bench-quick: image  ## The same, shorter (fewer domains/hosts, one repetition, 4 s runs)
 	python bench/records.py
 	python bench/converge.py --quick
-	python bench/throughput/run.py --quick
+	python bench/throughput/run.py --quick --experiments --ablation
 	python bench/throughput/run.py --quick --tls --configs plain,tutorial,mailward,rspamd --out build/bench/tls
 	python bench/throughput/run.py --quick --signed --configs plain,dkim,tutorial,mailward,rspamd --out build/bench/signed
