@@ -8,9 +8,10 @@ export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/containers/containers.conf}
 
 # Containers (podman with runc; netavark needs iptables for every network, aardvark-dns answers
 # names on it), the image builder, Python's venv, and the real Postfix/OpenDKIM/OpenDMARC
-# checkers that the RedHat-family render test feeds its configs to.
+# checkers that the RedHat-family render test feeds its configs to; iproute2 for the policyd-spf
+# test's name server in a network namespace of its own (`ip link set lo up`).
 packages=(podman runc conmon netavark aardvark-dns iptables slirp4netns uidmap fuse-overlayfs debootstrap
-          python3 python3-venv make git dnsutils openssl
+          python3 python3-venv make git dnsutils openssl iproute2
           postfix opendkim opendkim-tools opendmarc)
 missing=()
 for p in "${packages[@]}"; do

@@ -108,14 +108,16 @@ while True:
 SENDERS = ["alice@example.org"] * 3 + ["bob@flaky.example.org"] * 2
 
 
-def ask_with_dns(command, conf, tmp_path):
-    """The answers of one process to SENDERS, and the queries that reached the name server."""
+def ask_with_dns(command, conf, tmp_path, senders=None):
+    """The answers of one process to `senders` ((sender, client address) pairs; default SENDERS
+    from 192.0.2.1), and the queries that reached the name server."""
+    senders = senders or [(sender, "192.0.2.1") for sender in SENDERS]
     (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.1\n")
     (tmp_path / "fake_dns.py").write_text(FAKE_DNS)
     log, ready = tmp_path / "queries.log", tmp_path / "ready"
     # One message each (its own instance: policyd-spf answers a message's further recipients "dunno").
     requests = "".join(REQUEST.replace("alice@example.org", sender).replace("instance=1.2.3", "instance=1.2.%d" % n)
-                       .format(address="192.0.2.1") for n, sender in enumerate(SENDERS))
+                       .format(address=address) for n, (sender, address) in enumerate(senders))
     script = (f"ip link set lo up && mount --bind {tmp_path}/resolv.conf /etc/resolv.conf"
               f" && {{ {sys.executable} {tmp_path}/fake_dns.py {log} {ready} & pid=$!; }}"
               f" && while [ ! -e {ready} ]; do sleep 0.05; done"
@@ -148,3 +150,16 @@ def test_launcher_keeps_answers_and_never_a_servfail(policyd_spf, launcher, rend
     assert program[1].count("example.org. TXT") == 3 and program[1].count("client.example.org. TXT") == 5, program[1]
     assert cached[1].count("example.org. TXT") == 1 and cached[1].count("client.example.org. TXT") == 1, cached[1]
     assert cached[1].count("flaky.example.org. TXT") == 2, cached[1]
+
+
+def test_launcher_caches_records_not_verdicts(policyd_spf, launcher, rendered_el10, tmp_path):
+    """The attacker's next try: a message passes from the address the domain's record allows, then
+    the same envelope sender and HELO come from an address it does not. The cache holds the DNS
+    answer, never the verdict: the second message is still evaluated against the client address
+    and refused (Fail at MAIL FROM), by the same process, with no new query."""
+    conf = rendered_el10 / "policyd-spf/policyd-spf.conf"
+    answers, queries = ask_with_dns([policyd_spf.parent / "python", launcher], conf, tmp_path,
+                                    [("alice@example.org", "192.0.2.1"), ("alice@example.org", "198.51.100.7")])
+    assert answers[0].startswith("action=prepend Received-SPF: Pass"), answers
+    assert answers[1].startswith("action=550 5.7.23 "), answers
+    assert queries.count("example.org. TXT") == 1, queries
